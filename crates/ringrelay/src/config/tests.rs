@@ -1,0 +1,154 @@
+//! Unit tests of config loading: defaults, layering, secrets and error messages.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const ONE_ACCOUNT: &str = r#"
+[[accounts]]
+id = "acme"
+client_id = "cid"
+client_secret = "env:ACME_SECRET"
+jwt = "env:ACME_JWT"
+
+[[sinks]]
+name = "crm"
+type = "webhook"
+url = "https://crm.example.com/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+types = ["call.*"]
+"#;
+
+#[test]
+fn an_empty_file_gives_the_documented_defaults() {
+    let s = load("", &HashMap::new()).unwrap();
+    assert_eq!(s.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(s.server.max_body_bytes, 256 * 1024);
+    assert!(s.server.admin_token.is_none());
+    assert_eq!(s.store.url, StoreUrl::Sqlite("ringrelay.db".into()));
+    assert_eq!(s.store.inbox_retention, Duration::from_secs(30 * 86400));
+    assert_eq!(s.keeper.reconcile_interval, Duration::from_secs(300));
+    assert!(s.accounts.is_empty() && s.sinks.is_empty());
+}
+
+#[test]
+fn accounts_get_default_filters_lifetime_and_a_renewal_reminder() {
+    let s = load(
+        ONE_ACCOUNT,
+        &env(&[("ACME_SECRET", "cs"), ("ACME_JWT", "jwt")]),
+    )
+    .unwrap();
+    let a = &s.accounts[0];
+    assert_eq!(a.id.as_str(), "acme");
+    assert_eq!(a.jwt.expose(), "jwt");
+    assert_eq!(
+        a.event_filters,
+        DEFAULT_EVENT_FILTERS.map(String::from).to_vec()
+    );
+    assert_eq!(a.expires_in, Duration::from_secs(7 * 86400));
+    assert_eq!(a.renew_before, a.expires_in / 3);
+    assert_eq!(
+        a.reminder_filter().unwrap(),
+        "/restapi/v1.0/subscription/~?threshold=172800&interval=43200"
+    );
+    assert_eq!(
+        s.server.webhook_url(&a.id).as_str(),
+        "http://localhost:8080/webhooks/ringcentral/acme"
+    );
+    let sink = &s.sinks[0];
+    assert_eq!(sink.retry_schedule.len(), 7);
+    assert!(
+        matches!(&sink.kind, SinkKind::Webhook { timeout, .. } if *timeout == Duration::from_secs(15))
+    );
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let s = load(
+        "[server]\nlisten = \"127.0.0.1:1\"\n",
+        &env(&[
+            ("RINGRELAY_SERVER__LISTEN", "127.0.0.1:2"),
+            ("RINGRELAY_STORE__URL", "postgres://x/y"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.server.listen.port(), 2);
+    assert_eq!(s.store.url, StoreUrl::Postgres("postgres://x/y".into()));
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let err = load("[server]\nlisen = \"x\"\n", &HashMap::new()).unwrap_err();
+    let p = &err.problems[0];
+    assert_eq!(p.key, "server.lisen");
+    assert!(p.message.contains("unknown field `lisen`"), "{}", p.message);
+}
+
+#[test]
+fn every_problem_is_listed_with_its_key() {
+    let text = r#"
+[server]
+public_url = "ftp://x"
+[log]
+format = "xml"
+[[accounts]]
+id = "Bad_Id"
+client_id = ""
+client_secret = "env:MISSING"
+jwt = "j"
+expires_in = "forever"
+[[sinks]]
+name = "s"
+type = "webhook"
+secret = "nope"
+accounts = ["ghost"]
+"#;
+    let err = load(text, &HashMap::new()).unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    for k in [
+        "server.public_url",
+        "log.format",
+        "accounts[0].id",
+        "accounts[0].client_id",
+        "accounts[0].client_secret",
+        "accounts[0].expires_in",
+        "sinks[0].url",
+        "sinks[0].secret",
+        "sinks[0].accounts[0]",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    assert!(err.to_string().contains("MISSING is not set"));
+}
+
+#[test]
+fn invalid_toml_says_so() {
+    let err = load("[server\n", &HashMap::new()).unwrap_err();
+    assert_eq!(err.problems[0].key, "(file)");
+    assert!(err.problems[0].message.contains("not valid TOML"));
+}
+
+#[test]
+fn the_printed_default_config_loads_and_lists_every_section() {
+    let s = load(DEFAULT_CONFIG, &HashMap::new());
+    assert!(s.is_ok());
+    for section in [
+        "[server]",
+        "[store]",
+        "[log]",
+        "[keeper]",
+        "[sync]",
+        "[[accounts]]",
+        "[[sinks]]",
+    ] {
+        assert!(DEFAULT_CONFIG.contains(section), "{section}");
+    }
+}

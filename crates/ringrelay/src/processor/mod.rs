@@ -1,0 +1,1 @@
+//! The processor: inbox notifications → activities (telephony state machine, voicemail).

@@ -1,0 +1,1 @@
+//! The webhook endpoint RingCentral calls: handshake, token check, persist then acknowledge.

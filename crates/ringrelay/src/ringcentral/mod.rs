@@ -1,0 +1,1 @@
+//! The RingCentral API client: the only code that talks to RingCentral.
