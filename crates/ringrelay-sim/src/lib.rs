@@ -5,9 +5,12 @@
 //! Modules:
 //! - [`clock`]: the injectable simulated clock every time rule asks.
 //! - [`directory`]: the simulated accounts, extensions and JWT credentials.
+//! - [`error`]: RingCentral's error body.
 
 pub mod clock;
 pub mod directory;
+pub mod error;
 
 pub use clock::SimClock;
 pub use directory::{ExtensionKind, SimAccount, SimExtension};
+pub use error::ApiError;
