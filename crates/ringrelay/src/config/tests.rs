@@ -152,3 +152,12 @@ fn the_printed_default_config_loads_and_lists_every_section() {
         assert!(DEFAULT_CONFIG.contains(section), "{section}");
     }
 }
+
+#[test]
+fn the_configuration_reference_shows_the_printed_default_config_verbatim() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    assert!(
+        doc.contains(DEFAULT_CONFIG),
+        "docs/configuration.md is out of date: paste `ringrelay config print-default` into it"
+    );
+}
