@@ -24,12 +24,14 @@ fn now() -> DateTime<Utc> {
         .expect("valid time")
 }
 
+type BackfillCall = (String, DateTime<Utc>, DateTime<Utc>);
+
 #[derive(Default)]
 struct Fake {
     blacklisted: bool,
     retried: Mutex<Vec<i64>>,
     paused: Mutex<Vec<(String, bool)>>,
-    backfills: Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>,
+    backfills: Mutex<Vec<BackfillCall>>,
 }
 
 impl Fake {
