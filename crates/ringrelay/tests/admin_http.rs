@@ -543,3 +543,150 @@ fn human_status_table() {
     }
     assert!(text.contains("crm") && text.contains("webhook"));
 }
+
+/// Where chromedriver is, or `None` (the test then says it was skipped). `.ci/run`
+/// installs Debian's chromium and chromium-driver, so CI always runs it.
+fn chromedriver() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("RINGRELAY_CHROMEDRIVER").map_or_else(
+        || std::path::PathBuf::from("/usr/bin/chromedriver"),
+        Into::into,
+    );
+    path.exists().then_some(path)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The status page in a real headless Chromium: log in, see the account with its gap,
+/// press retry on the dead delivery, and the delivery is retried.
+#[tokio::test]
+async fn status_page_in_a_real_browser() {
+    let Some(driver_path) = chromedriver() else {
+        eprintln!("SKIPPED: chromedriver not installed (run .ci/run, which installs it)");
+        return;
+    };
+    let fake = Arc::new(Fake::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let app = app(fake.clone(), Some(TOKEN));
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+
+    let port = free_port();
+    let mut driver = tokio::process::Command::new(&driver_path)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": std::env::var("RINGRELAY_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage",
+                     format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let mut client = None;
+    for _ in 0..100 {
+        match fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps.clone())
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let client = client.expect("chromedriver answers within 10 s");
+
+    let base = format!("http://{addr}");
+    let outcome = async {
+        use fantoccini::Locator;
+        client.goto(&format!("{base}/")).await?;
+        let url = client.current_url().await?;
+        anyhow::ensure!(
+            url.path().ends_with("/login"),
+            "redirected to the login form, got {url}"
+        );
+        client
+            .find(Locator::Id("token"))
+            .await?
+            .send_keys(TOKEN)
+            .await?;
+        client.find(Locator::Id("login")).await?.click().await?;
+        client
+            .wait()
+            .for_element(Locator::Id("account-acme"))
+            .await?;
+        let page = client.source().await?;
+        anyhow::ensure!(
+            page.contains("class=\"backfilled\""),
+            "the gap is on the timeline"
+        );
+        anyhow::ensure!(
+            page.contains("subscription blacklisted"),
+            "the gap's reason is shown"
+        );
+        client
+            .find(Locator::Css("#delivery-9 button.retry"))
+            .await?
+            .click()
+            .await?;
+        // The form posts and the server redirects to the page again: wait for the new page.
+        let mut gone = false;
+        for _ in 0..50 {
+            let page = client.source().await?;
+            if page.contains("id=\"account-acme\"") && !page.contains("id=\"delivery-9\"") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(gone, "the retried delivery left the failed list");
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if outcome.is_err()
+        && let Ok(png) = client.screenshot().await
+    {
+        let path =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page_failure.png");
+        let _ = std::fs::write(&path, png);
+        eprintln!("screenshot saved to {}", path.display());
+    }
+    let _ = client.close().await;
+    let _ = driver.kill().await;
+    stop.cancel();
+    server.await.expect("server task").expect("server");
+    outcome.expect("browser flow");
+    assert_eq!(
+        *fake.retried.lock().expect("lock"),
+        vec![9],
+        "the click retried delivery 9"
+    );
+}
