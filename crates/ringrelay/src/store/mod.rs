@@ -5,14 +5,19 @@
 //! [`migrate`]. The domain types are in [`types`] (re-exported here); the backends are
 //! [`sqlite`] and [`postgres`]. `docs/storage.md` describes the schema and retention.
 
+mod codec;
+pub mod postgres;
+pub mod sqlite;
 mod types;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::account::AccountId;
+use crate::config::StoreUrl;
 
 pub use types::*;
 
@@ -396,8 +401,34 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Opens the store at `url` (creating an SQLite file if missing), running migrations when
+/// `options.migrate` is set.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the database cannot be reached; [`StoreError::Other`]
+/// when a migration fails or the schema is newer than this build.
+pub async fn open(url: &StoreUrl, options: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
+        StoreUrl::Postgres(conn) => Ok(Arc::new(
+            postgres::PostgresStore::open(conn, options).await?,
+        )),
+    }
+}
+
+/// Applies the store's migrations and returns the schema version now in place (for
+/// `ringrelay migrate`).
+///
+/// # Errors
+/// As [`open`].
+pub async fn migrate(url: &StoreUrl) -> Result<i64, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::migrate(path).await,
+        StoreUrl::Postgres(conn) => postgres::migrate(conn).await,
+    }
+}
+
 /// Converts a [`Duration`] to a chrono duration, saturating (a century is "forever").
-#[allow(dead_code)]
 pub(crate) fn chrono_duration(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::days(36_500))
 }
