@@ -67,14 +67,16 @@ fn insert_all(
             }
         }
     }
-    if duplicates > 0 {
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('inbox_duplicates', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            [duplicates],
-        )
-        .map_err(sql_err)?;
-    }
+    // One statement keeps both counters: duplicates seen, and the highest seq ever stored
+    // (rows may be pruned, and seq values burnt by conflicts are never stored).
+    tx.execute(
+        "INSERT INTO counters (name, value)
+         VALUES ('inbox_duplicates', ?1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
+         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN name = 'inbox_duplicates'
+            THEN value + excluded.value ELSE MAX(value, excluded.value) END",
+        [duplicates],
+    )
+    .map_err(sql_err)?;
     tx.commit().map_err(sql_err)?;
     Ok(outcomes)
 }
@@ -133,17 +135,12 @@ pub(super) fn stats(conn: &Connection) -> Result<InboxStats, StoreError> {
             Ok((r.get(0)?, r.get(1)?))
         })
         .map_err(sql_err)?;
-    // AUTOINCREMENT keeps the highest seq ever used, even after pruning.
-    let ever: Option<i64> = conn
+    let ever: i64 = conn
         .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'inbox'",
+            "SELECT COALESCE((SELECT value FROM counters WHERE name = 'inbox_max_seq'), 0)",
             [],
             |r| r.get(0),
         )
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })
         .map_err(sql_err)?;
     let duplicates: i64 = conn
         .query_row(
@@ -155,6 +152,6 @@ pub(super) fn stats(conn: &Connection) -> Result<InboxStats, StoreError> {
     Ok(InboxStats {
         rows: u64::try_from(rows).unwrap_or(0),
         duplicates: u64::try_from(duplicates).unwrap_or(0),
-        max_seq: ever.or(max_seq).unwrap_or(0),
+        max_seq: ever.max(max_seq.unwrap_or(0)),
     })
 }
