@@ -4,6 +4,7 @@
 
 mod conformance;
 mod crash;
+mod open;
 
 use std::future::Future;
 use std::sync::Arc;
