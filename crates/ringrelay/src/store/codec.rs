@@ -179,3 +179,78 @@ pub(crate) fn completion(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BackfillState, DeliveryResult, DeliveryState, GapCause};
+
+    #[test]
+    fn times_round_trip_at_microsecond_precision() {
+        let t = DateTime::from_timestamp(1_767_225_600, 123_456_789).unwrap();
+        let back = time(us(t)).unwrap();
+        assert_eq!(back.timestamp_subsec_nanos(), 123_456_000);
+        assert!(matches!(time(i64::MAX), Err(StoreError::Other(_))));
+    }
+
+    #[test]
+    fn enum_names_round_trip_and_unknown_names_are_errors() {
+        for s in DeliveryState::ALL {
+            assert_eq!(parse::<DeliveryState>(s.as_str()).unwrap(), s);
+        }
+        for c in GapCause::ALL {
+            assert_eq!(parse::<GapCause>(c.as_str()).unwrap(), c);
+        }
+        assert!(parse::<DeliveryState>("lost").is_err());
+        assert!(parse::<GapCause>("").is_err());
+    }
+
+    #[test]
+    fn backfill_states_round_trip_through_their_columns() {
+        for s in [
+            BackfillState::Pending,
+            BackfillState::Done {
+                records: 3,
+                activities: 7,
+            },
+            BackfillState::Failed {
+                error: "429".into(),
+            },
+        ] {
+            let (st, r, a, e) = backfill_columns(&s);
+            assert_eq!(backfill(st, r, a, e).unwrap(), s);
+        }
+        assert!(backfill("maybe", 0, 0, None).is_err());
+    }
+
+    #[test]
+    fn only_delivered_sets_delivered_at_and_only_retry_sets_a_due_time() {
+        let now = DateTime::from_timestamp(100, 0).unwrap();
+        let (st, due, _, _, at) = completion(&DeliveryResult::Delivered, now);
+        assert_eq!(
+            (st, due, at),
+            (DeliveryState::Delivered, None, Some(us(now)))
+        );
+        let retry = DeliveryResult::RetryAt {
+            at: now,
+            error: "e".into(),
+            status: Some(503),
+        };
+        let (st, due, err, status, at) = completion(&retry, now);
+        assert_eq!(
+            (st, due, err.as_deref(), status, at),
+            (
+                DeliveryState::Failed,
+                Some(us(now)),
+                Some("e"),
+                Some(503),
+                None
+            )
+        );
+        let dead = DeliveryResult::Dead {
+            error: "gone".into(),
+            status: None,
+        };
+        assert_eq!(completion(&dead, now).0, DeliveryState::Dead);
+    }
+}

@@ -151,40 +151,52 @@ async fn insert_batch(
     t.execute("SELECT pg_advisory_xact_lock($1)", &[&INBOX_LOCK])
         .await
         .map_err(pg_err)?;
-    let stmt = t
-        .prepare_cached(
+    // One statement for the whole batch; a uuid repeated inside the batch is stored once
+    // (its first occurrence), as `DO NOTHING` skips later rows with the same key.
+    let col = |f: fn(&NewNotification) -> String| notes.iter().map(f).collect::<Vec<_>>();
+    let accounts = col(|n| n.account.as_str().to_owned());
+    let uuids = col(|n| n.uuid.clone());
+    let events = col(|n| n.event.clone());
+    let bodies = col(|n| n.body.clone());
+    let subs: Vec<Option<String>> = notes.iter().map(|n| n.subscription_id.clone()).collect();
+    let ts: Vec<Option<i64>> = notes.iter().map(|n| n.timestamp.map(us)).collect();
+    let received: Vec<i64> = notes.iter().map(|n| us(n.received_at)).collect();
+    let unknown: Vec<bool> = notes.iter().map(|n| n.unknown_subscription).collect();
+    let rows = t
+        .query(
             "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
                 unknown_subscription)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (uuid) DO NOTHING",
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
+                $6::BIGINT[], $7::TEXT[], $8::BOOLEAN[])
+             ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
+            &[
+                &accounts, &subs, &uuids, &events, &ts, &received, &bodies, &unknown,
+            ],
         )
         .await
         .map_err(pg_err)?;
-    let mut outcomes = Vec::with_capacity(notes.len());
-    let mut duplicates = 0_i64;
-    for n in notes {
-        let changed = t
-            .execute(
-                &stmt,
-                &[
-                    &n.account.as_str(),
-                    &n.subscription_id,
-                    &n.uuid,
-                    &n.event,
-                    &n.timestamp.map(us),
-                    &us(n.received_at),
-                    &n.body,
-                    &n.unknown_subscription,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
-        if changed == 0 {
-            duplicates += 1;
-            outcomes.push(AppendOutcome::Duplicate);
-        } else {
-            outcomes.push(AppendOutcome::Stored);
-        }
-    }
+    let mut fresh = rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<std::collections::HashSet<String>, _>>()
+        .map_err(pg_err)?;
+    let outcomes: Vec<AppendOutcome> = notes
+        .iter()
+        .map(|n| {
+            if fresh.remove(&n.uuid) {
+                AppendOutcome::Stored
+            } else {
+                AppendOutcome::Duplicate
+            }
+        })
+        .collect();
+    let duplicates = i64::try_from(
+        outcomes
+            .iter()
+            .filter(|o| **o == AppendOutcome::Duplicate)
+            .count(),
+    )
+    .unwrap_or(i64::MAX);
     t.execute(
         "INSERT INTO counters (name, value)
          VALUES ('inbox_duplicates', $1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))

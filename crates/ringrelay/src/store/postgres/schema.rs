@@ -132,7 +132,8 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<i64, StoreError> {
         )
         .await
         .map_err(pg_err)?
-        .get(0);
+        .try_get(0)
+        .map_err(pg_err)?;
     if current > latest() {
         return Err(StoreError::Other(format!(
             "the database schema is version {current}, newer than this build's {}",
@@ -166,16 +167,18 @@ pub(crate) async fn version(client: &Client) -> Result<i64, StoreError> {
         )
         .await
         .map_err(pg_err)?
-        .get(0);
+        .try_get(0)
+        .map_err(pg_err)?;
     if !exists {
         return Ok(0);
     }
-    Ok(client
+    client
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM ringrelay_migrations",
             &[],
         )
         .await
         .map_err(pg_err)?
-        .get(0))
+        .try_get(0)
+        .map_err(pg_err)
 }
