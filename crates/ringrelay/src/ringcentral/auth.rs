@@ -59,7 +59,7 @@ impl std::fmt::Debug for TokenHolder {
 }
 
 #[derive(Deserialize)]
-struct TokenInfo {
+pub(crate) struct TokenInfo {
     access_token: String,
     #[serde(default, deserialize_with = "super::lenient::opt_seconds")]
     expires_in: Option<u64>,
@@ -233,12 +233,7 @@ impl TokenHolder {
         if !(200..300).contains(&status) {
             return Err(ApiError::from_token_response(status, &body));
         }
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(
-            |e| ApiError::Decode {
-                what: "token response",
-                message: e.to_string(),
-            },
-        )
+        parse_token_info(&body)
     }
 
     async fn post_form(
@@ -274,6 +269,11 @@ impl TokenHolder {
             .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
         Ok((status, retry_after, body))
     }
+}
+
+/// Parses a token endpoint's 2xx body.
+pub(crate) fn parse_token_info(body: &[u8]) -> Result<TokenInfo, ApiError> {
+    super::http::decode(body, "token response")
 }
 
 /// The `exp` claim of a JWT, decoded without verifying the signature.

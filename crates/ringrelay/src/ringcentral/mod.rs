@@ -203,3 +203,75 @@ impl RingCentral {
         self.inner.auth.revoke().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RingCentral example payload the client can receive parses into domain types;
+    /// a new fixture must be classified here, so none is silently skipped.
+    #[test]
+    fn every_example_payload_the_client_receives_parses_into_domain_types() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/ringcentral/examples"
+        );
+        let mut parsed = 0;
+        for entry in std::fs::read_dir(dir).expect("fixtures dir") {
+            let path = entry.expect("dir entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let body = std::fs::read(&path).expect("readable fixture");
+            let value = || serde_json::from_slice::<serde_json::Value>(&body).expect("json");
+            match name.as_str() {
+                n if n.starts_with("call-log-sync-") => {
+                    sync::parse_sync(&body, "t", true, call_log::parse_record).map(drop)
+                }
+                n if n.starts_with("call-log-list-") => {
+                    call_log::parse_page(&body, "t").and_then(|(rs, _)| {
+                        rs.into_iter()
+                            .try_for_each(|r| call_log::parse_record(r).map(drop))
+                    })
+                }
+                n if n.starts_with("call-log-record-") => call_log::parse_record(value()).map(drop),
+                n if n.starts_with("message-store-voicemail-") => {
+                    messages::parse_message(value()).map(drop)
+                }
+                "voicemail-event.json" => {
+                    messages::parse_message(value()["body"].clone()).map(drop)
+                }
+                n if n.starts_with("subscription-list-") => {
+                    subscriptions::parse_subscription_list(&body).map(drop)
+                }
+                n if n.starts_with("subscription-create-response") => {
+                    subscriptions::parse_subscription(&body).map(drop)
+                }
+                n if n.starts_with("error-") || n.starts_with("oauth-error-") => {
+                    let e = error::ErrorBody::parse(&body);
+                    assert!(!e.code.is_empty() && !e.message.is_empty(), "{name}: {e:?}");
+                    Ok(())
+                }
+                n if n.starts_with("oauth-token-response") => {
+                    auth::parse_token_info(&body).map(drop)
+                }
+                // Webhook deliveries (the receiver's and processor's) and a request body.
+                n if n.starts_with("telephony-")
+                    || n == "message-store-event.json"
+                    || n.starts_with("subscription-create-request") =>
+                {
+                    continue;
+                }
+                other => panic!("unclassified fixture {other}: add it to this test"),
+            }
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            parsed += 1;
+        }
+        assert!(parsed >= 12, "only {parsed} fixtures parsed");
+    }
+}
