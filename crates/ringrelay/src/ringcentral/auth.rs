@@ -21,6 +21,8 @@ use super::retry::RetryPolicy;
 use crate::config::Secret;
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Ten years: longer than any token RingCentral issues.
+const MAX_TOKEN_LIFETIME_S: u64 = 315_360_000;
 
 /// What the token holder needs to know.
 #[derive(Clone)]
@@ -103,46 +105,9 @@ impl TokenHolder {
         {
             return Ok(token.clone());
         }
-        let refresh = state
-            .refresh
-            .take()
-            .filter(|(_, until)| *until > now)
-            .map(|(t, _)| t);
-        let fresh = match refresh {
-            Some(refresh) => match self
-                .grant(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.expose()),
-                ])
-                .await
-            {
-                Ok(info) => Ok(info),
-                Err(e @ ApiError::RateLimited { .. }) => Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "token refresh failed; exchanging the JWT again");
-                    self.jwt_exchange().await
-                }
-            },
-            None => self.jwt_exchange().await,
-        };
-        match fresh {
-            Ok(info) => {
-                let token = Secret::new(info.access_token);
-                let now = self.clock.now();
-                let secs = |s: Option<u64>, default| {
-                    chrono::Duration::seconds(
-                        i64::try_from(s.unwrap_or(default)).unwrap_or(i64::MAX / 1000),
-                    )
-                };
-                state.access = Some((token.clone(), now + secs(info.expires_in, 3600)));
-                state.refresh = info.refresh_token.map(|r| {
-                    (
-                        Secret::new(r),
-                        now + secs(info.refresh_token_expires_in, 604_800),
-                    )
-                });
-                Ok(token)
-            }
+        let refresh = state.refresh.take().filter(|(_, until)| *until > now);
+        match self.obtain(&mut state, refresh).await {
+            Ok(info) => Ok(self.store(&mut state, info)),
             // A token that has not expired yet is still better than none.
             Err(e) => match &state.access {
                 Some((token, expires_at)) if *expires_at > now && e.is_retryable() => {
@@ -152,6 +117,52 @@ impl TokenHolder {
                 _ => Err(e),
             },
         }
+    }
+
+    /// Refresh grant when there is a live refresh token, JWT exchange otherwise or when the
+    /// refresh fails. A refresh refused by the rate limit was not used, so it is kept.
+    async fn obtain(
+        &self,
+        state: &mut TokenState,
+        refresh: Option<(Secret, DateTime<Utc>)>,
+    ) -> Result<TokenInfo, ApiError> {
+        let Some((token, until)) = refresh else {
+            return self.jwt_exchange().await;
+        };
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.expose()),
+        ];
+        match self.grant(&form).await {
+            Ok(info) => Ok(info),
+            Err(e @ ApiError::RateLimited { .. }) => {
+                state.refresh = Some((token, until));
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "token refresh failed; exchanging the JWT again");
+                self.jwt_exchange().await
+            }
+        }
+    }
+
+    /// Caches a fresh token pair and returns the access token.
+    fn store(&self, state: &mut TokenState, info: TokenInfo) -> Secret {
+        let now = self.clock.now();
+        // Bounded so a nonsensical `expires_in` cannot overflow the date arithmetic.
+        let secs = |s: Option<u64>, default: u64| {
+            let s = s.unwrap_or(default).min(MAX_TOKEN_LIFETIME_S);
+            chrono::Duration::seconds(i64::try_from(s).unwrap_or(0))
+        };
+        let token = Secret::new(info.access_token);
+        state.access = Some((token.clone(), now + secs(info.expires_in, 3600)));
+        state.refresh = info.refresh_token.map(|r| {
+            (
+                Secret::new(r),
+                now + secs(info.refresh_token_expires_in, 604_800),
+            )
+        });
+        token
     }
 
     /// Forgets `rejected` (an API call got 401 with it), so the next caller re-authenticates.

@@ -142,8 +142,8 @@ impl GroupState {
             }
             self.blocked_until = None;
         }
-        let window = chrono::Duration::from_std(self.limit.window).unwrap_or(chrono::Duration::MAX);
-        while self.sent.front().is_some_and(|t| *t + window <= now) {
+        let window = self.limit.window;
+        while self.sent.front().is_some_and(|t| later(*t, window) <= now) {
             self.sent.pop_front();
         }
         if self.sent.len() < cap {
@@ -152,7 +152,7 @@ impl GroupState {
         }
         // The slot frees when the (len - cap + 1)-th oldest request leaves the window.
         let oldest = self.sent[self.sent.len() - cap];
-        Err(positive(oldest + window - now))
+        Err(positive(later(oldest, window) - now))
     }
 
     fn block(&mut self, until: DateTime<Utc>) {
@@ -160,6 +160,14 @@ impl GroupState {
             self.blocked_until = Some(until);
         }
     }
+}
+
+/// `t + d`, saturating at the end of time instead of panicking.
+fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn positive(d: chrono::Duration) -> Duration {
@@ -260,17 +268,16 @@ impl Governor {
             state.limit.window = window;
         }
         if headers.remaining == Some(0) {
-            let w = chrono::Duration::from_std(state.limit.window).unwrap_or(chrono::Duration::MAX);
-            state.block(now + w);
+            let until = later(now, state.limit.window);
+            state.block(until);
         }
     }
 
     /// Starts a penalty after a 429: nothing is sent in `group` for `retry_after`.
     pub fn penalize(&self, group: ApiGroup, retry_after: Duration) {
         let now = self.clock.now();
-        let d = chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::MAX);
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        groups[group.index()].block(now + d);
+        groups[group.index()].block(later(now, retry_after));
     }
 
     /// How long the current penalty or block of `group` still runs, if any.
@@ -364,6 +371,22 @@ mod tests {
             },
         );
         assert!(g.blocked_for(ApiGroup::Medium).is_some());
+    }
+
+    #[test]
+    fn absurd_penalties_and_windows_saturate_instead_of_panicking() {
+        let g = heavy_governor(Arc::new(SimClock::new()));
+        g.penalize(ApiGroup::Light, Duration::MAX);
+        assert!(g.try_acquire(ApiGroup::Light, Priority::Live).is_err());
+        g.observe(
+            ApiGroup::Heavy,
+            RateLimitHeaders {
+                limit: Some(1),
+                remaining: Some(0),
+                window: Some(Duration::from_secs(u64::from(u32::MAX))),
+            },
+        );
+        assert!(g.blocked_for(ApiGroup::Heavy).is_some());
     }
 
     #[tokio::test(start_paused = true)]

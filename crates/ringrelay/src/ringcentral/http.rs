@@ -162,10 +162,15 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Re
     })
 }
 
-/// `Retry-After` in seconds (RingCentral sends seconds; an HTTP date is not used).
+/// The longest `Retry-After` honoured (RingCentral's penalties are 60 s; a larger value
+/// is a broken header, not a reason to stop an account for days).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds (RingCentral sends seconds; an HTTP date is not used),
+/// capped at an hour.
 pub(crate) fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     h.get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
