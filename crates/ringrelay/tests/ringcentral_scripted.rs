@@ -728,3 +728,71 @@ async fn revoke_sends_the_refresh_token_with_basic_auth() {
     assert!(revoked[0].authorization.starts_with("Basic "));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn remaining_zero_in_the_rate_limit_headers_holds_the_group_for_a_window() {
+    let server = Server::start().await;
+    let mut last = empty_list();
+    for (name, value) in [
+        ("x-rate-limit-group", "light"),
+        ("x-rate-limit-limit", "50"),
+        ("x-rate-limit-remaining", "0"),
+        ("x-rate-limit-window", "60"),
+    ] {
+        last.headers.push((name, value.into()));
+    }
+    server.push(SUBS, last);
+    server.push(SUBS, empty_list());
+    let client = server.client();
+    client.list_subscriptions().await.unwrap();
+    client.list_subscriptions().await.unwrap();
+    let calls = server.seen(SUBS);
+    let gap = calls[1].at - calls[0].at;
+    assert!(
+        gap >= chrono::Duration::seconds(60),
+        "second request only {gap} later"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn backfill_waits_for_its_share_of_the_heavy_budget_while_live_work_goes_ahead() {
+    let server = Server::start().await;
+    let settings = ClientSettings {
+        limits: GovernorSettings {
+            heavy: ringrelay::ringcentral::GroupLimit {
+                requests: 2,
+                window: Duration::from_secs(60),
+            },
+            ..GovernorSettings::default()
+        },
+        ..server.settings()
+    };
+    let client = RingCentral::with_clock(settings, Arc::new(server.clock.clone())).unwrap();
+    for _ in 0..3 {
+        server.push(CALL_LOG, call_log_page(None));
+    }
+    let from = server.clock.now() - chrono::Duration::hours(1);
+    let backfill = CallLogQuery {
+        priority: Priority::Backfill,
+        ..CallLogQuery::account(from, None)
+    };
+    client.call_log(&backfill).await.unwrap();
+    // Backfill has used its share (1 of 2); live still gets the second slot at once.
+    assert!(
+        client
+            .governor()
+            .try_acquire(ApiGroup::Heavy, Priority::Backfill)
+            .is_err()
+    );
+    client
+        .call_log(&CallLogQuery::account(from, None))
+        .await
+        .unwrap();
+    // The next backfill page waits for the window to roll over.
+    client.call_log(&backfill).await.unwrap();
+    let calls = server.seen(CALL_LOG);
+    assert!(calls[1].at - calls[0].at < chrono::Duration::seconds(1));
+    assert!(calls[2].at - calls[0].at >= chrono::Duration::seconds(60));
+    server.stop().await;
+}
