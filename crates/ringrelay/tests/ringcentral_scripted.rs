@@ -796,3 +796,23 @@ async fn backfill_waits_for_its_share_of_the_heavy_budget_while_live_work_goes_a
     assert!(calls[2].at - calls[0].at >= chrono::Duration::seconds(60));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_failing_token_endpoint_is_retried_a_bounded_number_of_times() {
+    let server = Server::start().await;
+    for _ in 0..4 {
+        server.push("/restapi/oauth/token", answer(503, "{}"));
+    }
+    let client = server.client();
+    let err = client.list_subscriptions().await.unwrap_err();
+    assert_eq!(
+        err,
+        ApiError::Server {
+            status: 503,
+            code: String::new()
+        }
+    );
+    assert_eq!(server.seen("/restapi/oauth/token").len(), 4);
+    assert!(server.seen(SUBS).is_empty());
+    server.stop().await;
+}

@@ -54,6 +54,9 @@ impl ApiRequest {
 
 enum Failure {
     Unauthorized(String),
+    /// Getting a token failed; the token holder already retried 5xx and transport errors,
+    /// so only a rate limit is worth another round here.
+    Token(ApiError),
     Other(ApiError),
 }
 
@@ -75,7 +78,8 @@ impl RingCentral {
                     continue;
                 }
                 Failure::Unauthorized(code) => ApiError::Unauthorized { code },
-                Failure::Other(e) => e,
+                Failure::Token(e) if !matches!(e, ApiError::RateLimited { .. }) => return Err(e),
+                Failure::Token(e) | Failure::Other(e) => e,
             };
             attempts += 1;
             match self
@@ -94,7 +98,7 @@ impl RingCentral {
 
     async fn send_once(&self, req: &ApiRequest, url: &Url) -> Result<bytes::Bytes, Failure> {
         let inner = &self.inner;
-        let token = inner.auth.access_token().await.map_err(Failure::Other)?;
+        let token = inner.auth.access_token().await.map_err(Failure::Token)?;
         inner.governor.acquire(req.group, req.priority).await;
         let mut builder = inner
             .http
