@@ -23,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod pipeline;
 pub mod processor;
 pub mod receiver;
 pub mod ringcentral;
