@@ -130,7 +130,7 @@ impl AccountSync {
                 .and_then(|v| CallLogInput::from_value(&v).ok());
             match &previous {
                 None => {
-                    activities.extend(call_logged(&input, &self.account, ActivitySource::Backfill))
+                    activities.extend(call_logged(&input, &self.account, ActivitySource::Backfill));
                 }
                 Some(prev) => activities.extend(recording_ready(
                     &input,
@@ -229,7 +229,7 @@ impl AccountSync {
                     ));
                 }
                 Err(e) => {
-                    tracing::warn!(account = %self.account, message = %m.id, error = %e, "voicemail record skipped")
+                    tracing::warn!(account = %self.account, message = %m.id, error = %e, "voicemail record skipped");
                 }
             }
         }
