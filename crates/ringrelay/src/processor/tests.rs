@@ -340,3 +340,38 @@ fn an_outbound_call_nobody_answers_is_not_missed() {
         "never answered"
     );
 }
+
+/// The flow as an extension-level subscription sees it: only the extensions' parties, with
+/// consecutive sequences.
+fn extensions_only(rel: &str) -> Vec<TelephonyEvent> {
+    let mut events: Vec<_> = flow(rel)
+        .into_iter()
+        .filter(|e| e.parties.iter().all(|p| p.extension_id.is_some()))
+        .collect();
+    for (seq, e) in (1..).zip(events.iter_mut()) {
+        e.sequence = seq;
+    }
+    events
+}
+
+#[test]
+fn a_hand_off_is_not_the_end_of_the_session_even_when_the_caller_is_not_seen() {
+    for (name, hand_off_at) in [
+        ("scenarios/inbound-queue-handoff.json", 2),
+        ("scenarios/inbound-transfer.json", 3),
+    ] {
+        let events = extensions_only(name);
+        let (acts, state) = run(&events[..hand_off_at]);
+        assert!(!state.is_finished(), "{name}: a new party is about to join");
+        assert!(
+            acts.iter().all(|a| a.kind != ActivityKind::CallMissed),
+            "{name}"
+        );
+        let (acts, state) = run(&events);
+        assert!(state.is_finished(), "{name}");
+        assert!(
+            acts.iter().all(|a| a.kind != ActivityKind::CallMissed),
+            "{name}"
+        );
+    }
+}
