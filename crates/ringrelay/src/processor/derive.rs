@@ -27,24 +27,42 @@ pub fn missed_key(account: &AccountId, telephony_session_id: &str) -> String {
     format!("{account}:{telephony_session_id}:missed")
 }
 
+/// An event was applied to the state of another session.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("event of telephony session {event} applied to the state of session {state}")]
+pub struct SessionMismatch {
+    /// The state's session.
+    pub state: String,
+    /// The event's session.
+    pub event: String,
+}
+
 /// Records a telephony event in the session state and returns the activities it reveals.
 /// Duplicates produce nothing; a late lower sequence never moves a party backwards but still
 /// emits what it reveals (an Answered arriving after Disconnected yields `call.answered` and
-/// `call.ended`, never `call.missed`).
+/// `call.ended`, never `call.missed`). An empty (default) state takes the event's session.
+///
+/// # Errors
+/// [`SessionMismatch`] when the state belongs to another telephony session (nothing changes).
 pub fn apply_telephony(
     state: &mut SessionState,
     event: &TelephonyEvent,
     account: &AccountId,
-) -> Applied {
+) -> Result<Applied, SessionMismatch> {
     if state.telephony_session_id.is_empty() {
         state
             .telephony_session_id
             .clone_from(&event.telephony_session_id);
+    } else if state.telephony_session_id != event.telephony_session_id {
+        return Err(SessionMismatch {
+            state: state.telephony_session_id.clone(),
+            event: event.telephony_session_id.clone(),
+        });
     }
     let changed_parties = state.record(event);
     let mut applied = emit_new(state, account);
     applied.changed_parties = changed_parties;
-    applied
+    Ok(applied)
 }
 
 /// Judges the session as finished even with sequence gaps or unseen party starts (call it

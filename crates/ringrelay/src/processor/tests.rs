@@ -41,7 +41,7 @@ fn run(events: &[TelephonyEvent]) -> (Vec<Activity>, SessionState) {
     let mut state = SessionState::default();
     let mut out = Vec::new();
     for e in events {
-        out.extend(apply_telephony(&mut state, e, &acct()).activities);
+        out.extend(apply_telephony(&mut state, e, &acct()).unwrap().activities);
     }
     (out, state)
 }
@@ -178,9 +178,9 @@ fn duplicated_events_change_nothing_and_emit_nothing() {
     let events = flow("scenarios/inbound-answered.json");
     let mut state = SessionState::default();
     for e in &events {
-        let first = apply_telephony(&mut state, e, &acct());
+        let first = apply_telephony(&mut state, e, &acct()).unwrap();
         assert_eq!(first.changed_parties.len(), 1);
-        let again = apply_telephony(&mut state, e, &acct());
+        let again = apply_telephony(&mut state, e, &acct()).unwrap();
         assert!(again.activities.is_empty());
         assert!(again.changed_parties.is_empty());
     }
@@ -271,7 +271,7 @@ fn state_saved_as_json_mid_call_resumes_to_the_same_result() {
     let text = serde_json::to_string(&state).unwrap();
     let mut state: SessionState = serde_json::from_str(&text).unwrap();
     for e in &events[4..] {
-        acts.extend(apply_telephony(&mut state, e, &acct()).activities);
+        acts.extend(apply_telephony(&mut state, e, &acct()).unwrap().activities);
     }
     assert_eq!(acts, all);
 }
@@ -287,7 +287,7 @@ fn unknown_statuses_and_odd_bodies_do_not_panic_or_emit() {
     ];
     for body in &weird {
         let e = TelephonyEvent::from_body(body).unwrap();
-        let applied = apply_telephony(&mut state, &e, &acct());
+        let applied = apply_telephony(&mut state, &e, &acct()).unwrap();
         assert!(applied.activities.is_empty(), "{body}");
     }
     assert!(!state.is_finished());
@@ -374,4 +374,16 @@ fn a_hand_off_is_not_the_end_of_the_session_even_when_the_caller_is_not_seen() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn an_event_of_another_session_is_refused_and_changes_nothing() {
+    let events = flow("scenarios/inbound-answered.json");
+    let (_, mut state) = run(&events[..2]);
+    let before = state.clone();
+    let mut other = events[2].clone();
+    other.telephony_session_id = "s-other".into();
+    let err = apply_telephony(&mut state, &other, &acct()).unwrap_err();
+    assert_eq!(err.event, "s-other");
+    assert_eq!(state, before);
 }
