@@ -225,6 +225,8 @@ impl Rng {
 fn any_delivery_order_with_duplicates_emits_the_same_set_of_activities() {
     let scenarios = [
         ("examples/telephony-flow-rc-to-pstn.json", false),
+        ("examples/telephony-flow-pstn-to-rc.json", false),
+        ("examples/telephony-flow-rc-to-rc.json", false),
         ("scenarios/inbound-answered.json", false),
         ("scenarios/inbound-missed.json", true),
         ("scenarios/inbound-voicemail.json", true),
@@ -386,4 +388,86 @@ fn an_event_of_another_session_is_refused_and_changes_nothing() {
     let err = apply_telephony(&mut state, &other, &acct()).unwrap_err();
     assert_eq!(err.event, "s-other");
     assert_eq!(state, before);
+}
+
+#[test]
+fn the_real_inbound_flow_through_an_ivr_menu_is_answered_by_the_agent_and_not_missed() {
+    let events = flow("examples/telephony-flow-pstn-to-rc.json");
+    let ivr_gone = events.iter().position(|e| e.sequence == 5).unwrap();
+    let (_, state) = run(&events[..=ivr_gone]);
+    assert!(
+        !state.is_finished(),
+        "the caller is still connected to the IVR"
+    );
+    let (acts, state) = run(&events);
+    let (ivr, agent) = (
+        "p-718107795d564867a6f635fd81e89940-2",
+        "p-718107795d564867a6f635fd81e89940-3",
+    );
+    assert_eq!(
+        summary(&acts),
+        set(&[
+            &format!("call.ringing {ivr}:ringing"),
+            &format!("call.ringing {agent}:ringing"),
+            &format!("call.answered {agent}:answered"),
+            &format!("call.held {agent}:held:9"),
+            &format!("call.resumed {agent}:resumed:10"),
+            &format!("call.ended {agent}:ended"),
+        ])
+    );
+    assert!(state.is_finished());
+    let answered = acts
+        .iter()
+        .find(|a| a.kind == ActivityKind::CallAnswered)
+        .unwrap();
+    assert_eq!(answered.payload["data"]["from"]["name"], "DIBYENDU ROY");
+    assert_eq!(answered.payload["data"]["extension_id"], "809646016");
+}
+
+#[test]
+fn the_real_extension_to_extension_flow_gives_both_extensions_their_activities() {
+    let (acts, state) = run(&flow("examples/telephony-flow-rc-to-rc.json"));
+    let (caller, callee) = (
+        "p-f9badb80011344259059d6894a30ace2-1",
+        "p-f9badb80011344259059d6894a30ace2-2",
+    );
+    assert_eq!(
+        summary(&acts),
+        set(&[
+            &format!("call.ringing {caller}:ringing"),
+            &format!("call.answered {caller}:answered"),
+            &format!("call.held {caller}:held:7"),
+            &format!("call.resumed {caller}:resumed:8"),
+            &format!("call.ended {caller}:ended"),
+            &format!("call.ringing {callee}:ringing"),
+            &format!("call.answered {callee}:answered"),
+            &format!("call.ended {callee}:ended"),
+        ])
+    );
+    assert!(state.is_finished());
+}
+
+#[test]
+fn an_internal_call_the_callee_never_answers_is_missed_even_though_the_caller_leg_was_answered() {
+    // The real rc-to-rc flow up to the callee ringing, then both legs end: the caller's
+    // Outbound party was Answered (seq 4) by RingCentral, not by the callee.
+    let mut events: Vec<_> = flow("examples/telephony-flow-rc-to-rc.json")
+        .into_iter()
+        .filter(|e| e.sequence <= 5)
+        .collect();
+    let hang_up = |seq: i64, from: &TelephonyEvent| {
+        let mut e = from.clone();
+        e.sequence = seq;
+        e.parties[0].status = super::telephony::StatusCode::Disconnected;
+        e
+    };
+    let caller_end = hang_up(6, &events[0]);
+    let callee_end = hang_up(7, &events[1]);
+    events.extend([caller_end, callee_end]);
+    let (acts, _) = run(&events);
+    assert!(acts.iter().any(|a| a.kind == ActivityKind::CallMissed));
+    assert!(
+        acts.iter()
+            .all(|a| a.kind != ActivityKind::CallEnded || a.key.contains("-1:"))
+    );
 }
