@@ -18,8 +18,11 @@ pub struct Applied {
     pub activities: Vec<Activity>,
     /// Parties the event told something new about (empty for a duplicate).
     pub changed_parties: Vec<String>,
-    /// Whether the whole session is over (time to look for its call-log record).
+    /// Whether the whole session is over (stays true for later events of the session).
     pub finished: bool,
+    /// Whether this very call made the session finished (time to schedule the call-log
+    /// fetch for it, once).
+    pub just_finished: bool,
 }
 
 /// The key of a session's `call.missed`; [`super::calllog::backfill_missed`] builds the same.
@@ -59,9 +62,11 @@ pub fn apply_telephony(
             event: event.telephony_session_id.clone(),
         });
     }
+    let was_finished = state.is_finished();
     let changed_parties = state.record(event);
     let mut applied = emit_new(state, account);
     applied.changed_parties = changed_parties;
+    applied.just_finished = applied.finished && !was_finished;
     Ok(applied)
 }
 
@@ -69,8 +74,11 @@ pub fn apply_telephony(
 /// when a session has been quiet long enough that missing events are lost, not late), and
 /// returns what that reveals (typically `call.missed`).
 pub fn close_session(state: &mut SessionState, account: &AccountId) -> Applied {
+    let was_finished = state.is_finished();
     state.closed = true;
-    emit_new(state, account)
+    let mut applied = emit_new(state, account);
+    applied.just_finished = applied.finished && !was_finished;
+    applied
 }
 
 fn emit_new(state: &mut SessionState, account: &AccountId) -> Applied {
@@ -84,6 +92,7 @@ fn emit_new(state: &mut SessionState, account: &AccountId) -> Applied {
         activities: all,
         changed_parties: Vec::new(),
         finished: state.is_finished(),
+        just_finished: false,
     }
 }
 

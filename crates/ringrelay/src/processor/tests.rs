@@ -471,3 +471,22 @@ fn an_internal_call_the_callee_never_answers_is_missed_even_though_the_caller_le
             .all(|a| a.kind != ActivityKind::CallEnded || a.key.contains("-1:"))
     );
 }
+
+#[test]
+fn just_finished_is_reported_once_per_session() {
+    let events = flow("examples/telephony-flow-pstn-to-rc.json");
+    let mut state = SessionState::default();
+    let mut flags = Vec::new();
+    for e in events.iter().chain(events.iter()) {
+        flags.push(
+            apply_telephony(&mut state, e, &acct())
+                .unwrap()
+                .just_finished,
+        );
+    }
+    assert_eq!(flags.iter().filter(|f| **f).count(), 1);
+    assert!(
+        flags[events.len() - 1],
+        "the caller's hang-up ends the session"
+    );
+}
