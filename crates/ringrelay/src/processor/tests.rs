@@ -490,3 +490,47 @@ fn just_finished_is_reported_once_per_session() {
         "the caller's hang-up ends the session"
     );
 }
+
+#[test]
+fn a_voicemail_is_a_missed_call_plus_a_voicemail_live_and_from_backfill_alike() {
+    use super::messages::{VoicemailInput, voicemail_received};
+    let (mut live, _) = run(&flow("scenarios/inbound-voicemail.json"));
+    let n = Notification::parse(include_str!(
+        "../../../../fixtures/ringcentral/examples/voicemail-event.json"
+    ))
+    .unwrap();
+    let vm = VoicemailInput::from_value(&n.body).unwrap();
+    live.extend(voicemail_received(&vm, &acct(), ActivitySource::Webhook));
+    let kinds: Vec<_> = live.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ActivityKind::CallRinging,
+            ActivityKind::CallMissed,
+            ActivityKind::VoicemailReceived
+        ]
+    );
+
+    let record = CallLogInput::from_value(&json!({
+        "id": "Rec2", "sessionId": "4291800442", "telephonySessionId": "s-invm",
+        "startTime": "2025-06-15T15:00:10.000Z", "duration": 27, "type": "Voice",
+        "direction": "Inbound", "result": "Voicemail",
+        "message": {"id": "82063400004", "type": "VoiceMail"}
+    }))
+    .unwrap();
+    let mut from_store = n.body;
+    from_store["id"] = json!(82_063_400_004_i64);
+    let backfilled = [
+        backfill_missed(&record, &acct()).unwrap(),
+        voicemail_received(
+            &VoicemailInput::from_value(&from_store).unwrap(),
+            &acct(),
+            ActivitySource::Backfill,
+        )
+        .unwrap(),
+    ];
+    for b in &backfilled {
+        let twin = live.iter().find(|a| a.kind == b.kind).unwrap();
+        assert_eq!((&twin.key, twin.id), (&b.key, b.id), "{}", b.kind);
+    }
+}
