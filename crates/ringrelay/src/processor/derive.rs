@@ -160,10 +160,9 @@ fn party_activities(ctx: &PartyCtx<'_>, out: &mut Vec<Activity>) {
     if let Some((s, o)) = answered {
         out.push(ctx.activity(ActivityKind::CallAnswered, "answered", s, o));
     }
-    for pair in obs.windows(2) {
-        let ((_, prev), (s, o)) = (pair[0], pair[1]);
+    for ((_, prev), (s, o)) in obs.iter().zip(obs.iter().skip(1)) {
         if prev.status == StatusCode::Hold && o.status == StatusCode::Answered {
-            out.push(ctx.activity(ActivityKind::CallResumed, &format!("resumed:{s}"), s, o));
+            out.push(ctx.activity(ActivityKind::CallResumed, &format!("resumed:{s}"), *s, o));
         }
     }
     for (s, o) in obs.iter().filter(|(_, o)| o.status == StatusCode::Hold) {
