@@ -98,6 +98,11 @@ impl CallLogInput {
             .is_some_and(|r| !lenient::same_word(r, "In Progress"))
     }
 
+    /// Whether this is a voice call (`type` `Voice`, or absent); fax records are not calls.
+    pub fn is_voice(&self) -> bool {
+        lenient::text(self.raw.get("type")).is_none_or(|t| lenient::same_word(&t, "Voice"))
+    }
+
     /// Whether this is an inbound call nobody answered (results `Missed`, `Voicemail`,
     /// `Sent to Voicemail`, `No Answer`, `Abandoned`).
     pub fn is_missed_inbound(&self) -> bool {
@@ -172,14 +177,14 @@ pub fn logged_key(account: &AccountId, record_id: &str) -> String {
     format!("{account}:calllog:{record_id}")
 }
 
-/// `call.logged` for a finished record (`None` while it is `In Progress`); it happened when
-/// the call ended (start + duration).
+/// `call.logged` for a finished voice record (`None` while it is `In Progress`, and for fax
+/// records); it happened when the call ended (start + duration).
 pub fn call_logged(
     record: &CallLogInput,
     account: &AccountId,
     source: ActivitySource,
 ) -> Option<Activity> {
-    record.is_finished().then(|| {
+    (record.is_finished() && record.is_voice()).then(|| {
         Activity::new(
             logged_key(account, &record.id),
             ActivityKind::CallLogged,
@@ -306,9 +311,12 @@ mod tests {
     }
 
     #[test]
-    fn an_in_progress_record_is_not_logged_yet() {
+    fn an_in_progress_or_fax_record_is_not_logged() {
         let mut v: Value = serde_json::from_str(WITH_RECORDING).unwrap();
         v["result"] = "In Progress".into();
+        assert!(call_logged(&record(&v), &acct(), ActivitySource::Backfill).is_none());
+        v["result"] = "Received".into();
+        v["type"] = "Fax".into();
         assert!(call_logged(&record(&v), &acct(), ActivitySource::Backfill).is_none());
     }
 

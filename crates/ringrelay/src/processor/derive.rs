@@ -18,8 +18,11 @@ pub struct Applied {
     pub activities: Vec<Activity>,
     /// Parties the event told something new about (empty for a duplicate).
     pub changed_parties: Vec<String>,
-    /// Whether the whole session is over (time to look for its call-log record).
+    /// Whether the whole session is over (stays true for later events of the session).
     pub finished: bool,
+    /// Whether this very call made the session finished (time to schedule the call-log
+    /// fetch for it, once).
+    pub just_finished: bool,
 }
 
 /// The key of a session's `call.missed`; [`super::calllog::backfill_missed`] builds the same.
@@ -27,32 +30,55 @@ pub fn missed_key(account: &AccountId, telephony_session_id: &str) -> String {
     format!("{account}:{telephony_session_id}:missed")
 }
 
+/// An event was applied to the state of another session.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("event of telephony session {event} applied to the state of session {state}")]
+pub struct SessionMismatch {
+    /// The state's session.
+    pub state: String,
+    /// The event's session.
+    pub event: String,
+}
+
 /// Records a telephony event in the session state and returns the activities it reveals.
 /// Duplicates produce nothing; a late lower sequence never moves a party backwards but still
 /// emits what it reveals (an Answered arriving after Disconnected yields `call.answered` and
-/// `call.ended`, never `call.missed`).
+/// `call.ended`, never `call.missed`). An empty (default) state takes the event's session.
+///
+/// # Errors
+/// [`SessionMismatch`] when the state belongs to another telephony session (nothing changes).
 pub fn apply_telephony(
     state: &mut SessionState,
     event: &TelephonyEvent,
     account: &AccountId,
-) -> Applied {
+) -> Result<Applied, SessionMismatch> {
     if state.telephony_session_id.is_empty() {
         state
             .telephony_session_id
             .clone_from(&event.telephony_session_id);
+    } else if state.telephony_session_id != event.telephony_session_id {
+        return Err(SessionMismatch {
+            state: state.telephony_session_id.clone(),
+            event: event.telephony_session_id.clone(),
+        });
     }
+    let was_finished = state.is_finished();
     let changed_parties = state.record(event);
     let mut applied = emit_new(state, account);
     applied.changed_parties = changed_parties;
-    applied
+    applied.just_finished = applied.finished && !was_finished;
+    Ok(applied)
 }
 
 /// Judges the session as finished even with sequence gaps or unseen party starts (call it
 /// when a session has been quiet long enough that missing events are lost, not late), and
 /// returns what that reveals (typically `call.missed`).
 pub fn close_session(state: &mut SessionState, account: &AccountId) -> Applied {
+    let was_finished = state.is_finished();
     state.closed = true;
-    emit_new(state, account)
+    let mut applied = emit_new(state, account);
+    applied.just_finished = applied.finished && !was_finished;
+    applied
 }
 
 fn emit_new(state: &mut SessionState, account: &AccountId) -> Applied {
@@ -66,6 +92,7 @@ fn emit_new(state: &mut SessionState, account: &AccountId) -> Applied {
         activities: all,
         changed_parties: Vec::new(),
         finished: state.is_finished(),
+        just_finished: false,
     }
 }
 
@@ -133,10 +160,9 @@ fn party_activities(ctx: &PartyCtx<'_>, out: &mut Vec<Activity>) {
     if let Some((s, o)) = answered {
         out.push(ctx.activity(ActivityKind::CallAnswered, "answered", s, o));
     }
-    for pair in obs.windows(2) {
-        let ((_, prev), (s, o)) = (pair[0], pair[1]);
+    for ((_, prev), (s, o)) in obs.iter().zip(obs.iter().skip(1)) {
         if prev.status == StatusCode::Hold && o.status == StatusCode::Answered {
-            out.push(ctx.activity(ActivityKind::CallResumed, &format!("resumed:{s}"), s, o));
+            out.push(ctx.activity(ActivityKind::CallResumed, &format!("resumed:{s}"), *s, o));
         }
     }
     for (s, o) in obs.iter().filter(|(_, o)| o.status == StatusCode::Hold) {

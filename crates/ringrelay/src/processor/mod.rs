@@ -2,6 +2,7 @@
 //!
 //! This is the pure core (no I/O), DESIGN §3:
 //! - [`envelope`]: the notification envelope and what its `event` path is about;
+//! - [`interpret`]: a notification → the typed work it asks for;
 //! - [`lenient`]: readers for the shapes RingCentral really sends;
 //! - [`telephony`]: the typed telephony session event;
 //! - [`state`]: per-session state, tolerant of out-of-order and duplicated events;
@@ -16,6 +17,7 @@
 pub mod calllog;
 pub mod derive;
 pub mod envelope;
+pub mod interpret;
 pub mod lenient;
 pub mod messages;
 pub mod state;
