@@ -134,11 +134,17 @@ impl Processor {
                     let Some(state) = sessions.get_mut(&key) else {
                         continue;
                     };
-                    let was_finished = state.is_finished();
-                    let applied = apply_telephony(state, &event, &row.account);
+                    let applied = match apply_telephony(state, &event, &row.account) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            skip(&row.account, row.seq, "session_mismatch", &e.to_string());
+                            report.skipped += 1;
+                            continue;
+                        }
+                    };
                     activities.extend(applied.activities);
                     changed.insert(key);
-                    if applied.finished && !was_finished {
+                    if applied.just_finished {
                         events.push(PipelineEvent::CallFinished {
                             account: row.account.clone(),
                             telephony_session_id: event.telephony_session_id.clone(),
