@@ -1,0 +1,200 @@
+//! The PostgreSQL backend, for several replicas sharing one database: a connection pool,
+//! inbox appends batched by one writer task per process (each batch one transaction),
+//! delivery claims with `FOR UPDATE SKIP LOCKED`, leases with fencing tokens.
+//!
+//! Connection loss surfaces as [`StoreError::Unavailable`]; the pool reconnects when the
+//! server is back. Connections use no TLS (run it on a private network or a local socket).
+
+mod impl_store;
+mod schema;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use super::codec::us;
+use super::{AppendOutcome, NewNotification, OpenOptions, StoreError};
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+/// Serialises inbox batches across replicas so `seq` order is commit order (the processor
+/// reads the inbox by `seq` and must never skip a row committed late).
+const INBOX_LOCK: i64 = 7_243_917_002;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    appends: mpsc::Sender<(NewNotification, Reply)>,
+}
+
+/// Maps a driver error: errors the server reported are `Other`, anything else (a lost or
+/// refused connection) is `Unavailable`.
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error().is_some() {
+        StoreError::Other(format!("postgres: {e}"))
+    } else {
+        StoreError::Unavailable(format!("postgres: {e}"))
+    }
+}
+
+fn pool_err(e: &deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("postgres pool: {e}"))
+}
+
+fn make_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Other(format!("invalid postgres URL: {e}")))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(2))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .create_timeout(Some(std::time::Duration::from_secs(10)))
+        .wait_timeout(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .map_err(|e| StoreError::Other(format!("postgres pool: {e}")))
+}
+
+/// Applies the migrations to the database at `url`; returns the version.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the server cannot be reached, [`StoreError::Other`]
+/// when a migration fails.
+pub async fn migrate(url: &str) -> Result<i64, StoreError> {
+    let pool = make_pool(url, 1)?;
+    let mut client = pool.get().await.map_err(|e| pool_err(&e))?;
+    schema::migrate(&mut client).await
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a `postgres://` connection string; `options=-csearch_path%3D…`
+    /// selects the schema) and starts the inbox writer task.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached; [`StoreError::Other`]
+    /// when migrations fail, or when `options.migrate` is off and the schema is not current.
+    pub async fn open(url: &str, options: &OpenOptions) -> Result<Self, StoreError> {
+        let pool = make_pool(url, options.pool_size)?;
+        {
+            let mut client = pool.get().await.map_err(|e| pool_err(&e))?;
+            if options.migrate {
+                schema::migrate(&mut client).await?;
+            } else if schema::version(&client).await? != schema::latest() {
+                return Err(StoreError::Other(
+                    "the database schema is not current: run `ringrelay migrate`".into(),
+                ));
+            }
+        }
+        let (tx, rx) = mpsc::channel(options.ingest_queue.max(1));
+        tokio::spawn(writer(pool.clone(), rx, options.max_batch.max(1)));
+        Ok(Self { pool, appends: tx })
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| pool_err(&e))
+    }
+
+    async fn append(&self, n: NewNotification) -> Result<AppendOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.appends.try_send((n, tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                StoreError::Unavailable("the ingest queue is full".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                StoreError::Unavailable("the inbox writer has stopped".into())
+            }
+        })?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the inbox writer has stopped".into()))?
+    }
+}
+
+/// The inbox writer: takes what is queued (up to `max_batch`), commits it in one
+/// transaction, answers each caller; stops when the store is dropped.
+async fn writer(pool: Pool, mut rx: mpsc::Receiver<(NewNotification, Reply)>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let (notes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let result = insert_batch(&pool, &notes).await;
+        match result {
+            Ok(outcomes) => {
+                for (reply, o) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(o));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch = notes.len(), "inbox batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(match &e {
+                        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                        other => StoreError::Other(other.to_string()),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(
+    pool: &Pool,
+    notes: &[NewNotification],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let mut client = pool.get().await.map_err(|e| pool_err(&e))?;
+    let t = client.transaction().await.map_err(pg_err)?;
+    t.execute("SELECT pg_advisory_xact_lock($1)", &[&INBOX_LOCK])
+        .await
+        .map_err(pg_err)?;
+    let stmt = t
+        .prepare_cached(
+            "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
+                unknown_subscription)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (uuid) DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut outcomes = Vec::with_capacity(notes.len());
+    let mut duplicates = 0_i64;
+    for n in notes {
+        let changed = t
+            .execute(
+                &stmt,
+                &[
+                    &n.account.as_str(),
+                    &n.subscription_id,
+                    &n.uuid,
+                    &n.event,
+                    &n.timestamp.map(us),
+                    &us(n.received_at),
+                    &n.body,
+                    &n.unknown_subscription,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        if changed == 0 {
+            duplicates += 1;
+            outcomes.push(AppendOutcome::Duplicate);
+        } else {
+            outcomes.push(AppendOutcome::Stored);
+        }
+    }
+    t.execute(
+        "INSERT INTO counters (name, value)
+         VALUES ('inbox_duplicates', $1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
+         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN counters.name = 'inbox_duplicates'
+            THEN counters.value + excluded.value
+            ELSE GREATEST(counters.value, excluded.value) END",
+        &[&duplicates],
+    )
+    .await
+    .map_err(pg_err)?;
+    t.commit().await.map_err(pg_err)?;
+    Ok(outcomes)
+}

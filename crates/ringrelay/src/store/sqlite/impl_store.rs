@@ -1,0 +1,923 @@
+//! The [`Store`] trait on SQLite: every write runs on the writer thread in one
+//! transaction, every read on a reader connection.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use super::{SqliteStore, inbox, sql_err};
+use crate::account::AccountId;
+use crate::config::Secret;
+use crate::store::codec::{
+    self, ActivityColumns, account, backfill, backfill_columns, completion, cursor_account,
+    from_json, limit, opt_time, parse, time, to_json, us,
+};
+use crate::store::{
+    AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
+    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxRow, InboxStats, Lease,
+    NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError, SubscriptionRecord,
+    chrono_duration,
+};
+
+/// Rows removed per pruning transaction.
+const PRUNE_BATCH: i64 = 1000;
+
+const DELIVERY_COLUMNS: &str = "d.id, d.sink, a.key, a.activity_id, d.account, d.call_key, \
+     a.kind, d.state, d.attempts, d.due_at, d.last_error, d.last_status, d.created_at, \
+     d.delivered_at";
+
+const GAP_COLUMNS: &str = "id, account, from_at, until_at, cause, backfill, records, found, backfill_error, backfilled_at";
+
+fn delivery_row(r: &Row<'_>) -> Result<Delivery, StoreError> {
+    let g = |e| sql_err(e);
+    let activity_id: String = r.get(3).map_err(g)?;
+    Ok(Delivery {
+        id: r.get(0).map_err(g)?,
+        sink: r.get(1).map_err(g)?,
+        activity_key: r.get(2).map_err(g)?,
+        activity_id: crate::activity::ActivityId::parse(&activity_id)
+            .ok_or_else(|| StoreError::Other(format!("stored activity id {activity_id:?}")))?,
+        account: account(&r.get::<_, String>(4).map_err(g)?)?,
+        call_key: r.get(5).map_err(g)?,
+        kind: r.get(6).map_err(g)?,
+        state: parse(&r.get::<_, String>(7).map_err(g)?)?,
+        attempts: codec::attempt(r.get(8).map_err(g)?),
+        due_at: opt_time(r.get(9).map_err(g)?)?,
+        last_error: r.get(10).map_err(g)?,
+        last_status: codec::status(r.get(11).map_err(g)?),
+        created_at: time(r.get(12).map_err(g)?)?,
+        delivered_at: opt_time(r.get(13).map_err(g)?)?,
+    })
+}
+
+fn gap_row(r: &Row<'_>) -> Result<Gap, StoreError> {
+    let g = |e| sql_err(e);
+    Ok(Gap {
+        id: r.get(0).map_err(g)?,
+        account: account(&r.get::<_, String>(1).map_err(g)?)?,
+        from: time(r.get(2).map_err(g)?)?,
+        until: opt_time(r.get(3).map_err(g)?)?,
+        cause: parse::<GapCause>(&r.get::<_, String>(4).map_err(g)?)?,
+        backfill: backfill(
+            &r.get::<_, String>(5).map_err(g)?,
+            r.get(6).map_err(g)?,
+            r.get(7).map_err(g)?,
+            r.get(8).map_err(g)?,
+        )?,
+        backfilled_at: opt_time(r.get(9).map_err(g)?)?,
+    })
+}
+
+fn subscription_row(r: &Row<'_>) -> Result<SubscriptionRecord, StoreError> {
+    let g = |e| sql_err(e);
+    Ok(SubscriptionRecord {
+        account: account(&r.get::<_, String>(0).map_err(g)?)?,
+        id: r.get(1).map_err(g)?,
+        status: r.get(2).map_err(g)?,
+        expires_at: time(r.get(3).map_err(g)?)?,
+        address: r.get(4).map_err(g)?,
+        verification_token: r.get::<_, Option<String>>(5).map_err(g)?.map(Secret::new),
+        event_filters: from_json(&r.get::<_, String>(6).map_err(g)?)?,
+        disabled_filters: from_json(&r.get::<_, String>(7).map_err(g)?)?,
+        created_at: time(r.get(8).map_err(g)?)?,
+        renewed_at: opt_time(r.get(9).map_err(g)?)?,
+        last_error: r.get(10).map_err(g)?,
+    })
+}
+
+fn lease_row(r: &Row<'_>) -> rusqlite::Result<(Option<String>, i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    map: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+    let mut rows = stmt.query(params).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        out.push(map(r)?);
+    }
+    Ok(out)
+}
+
+fn set_cursor(t: &Transaction<'_>, u: &CursorUpdate) -> Result<(), StoreError> {
+    t.execute(
+        "INSERT INTO cursors (account, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account, name) DO UPDATE SET value = excluded.value",
+        params![cursor_account(u.account.as_ref()), u.name, u.value],
+    )
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+fn insert_activity(t: &Transaction<'_>, n: &NewActivity, now: i64) -> Result<bool, StoreError> {
+    let a = &n.activity;
+    let changed = t
+        .prepare_cached(
+            "INSERT INTO activities (key, activity_id, account, call_key, kind, source,
+                occurred_at, payload, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (key) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                a.key,
+                a.id.0.to_string(),
+                a.account.as_str(),
+                a.call_key,
+                a.kind.as_str(),
+                a.source.as_str(),
+                us(a.occurred_at),
+                to_json(&a.payload).map_err(|e| rusqlite::Error::ToSqlConversionFailure(
+                    Box::new(std::io::Error::other(e.to_string()))
+                ))?,
+                now,
+            ])
+        })
+        .map_err(sql_err)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let activity = t.last_insert_rowid();
+    let mut sinks: Vec<&String> = n.sinks.iter().collect();
+    sinks.sort();
+    sinks.dedup();
+    for sink in sinks {
+        t.prepare_cached(
+            "INSERT INTO deliveries (activity, sink, account, call_key, state, due_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![activity, sink, a.account.as_str(), a.call_key, now]))
+        .map_err(sql_err)?;
+    }
+    Ok(true)
+}
+
+fn claim(
+    t: &Transaction<'_>,
+    sink: &str,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    n: i64,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let ids: Vec<i64> = {
+        let mut stmt = t
+            .prepare_cached(
+                "SELECT d.id FROM deliveries d
+                 WHERE d.sink = ?1 AND d.state IN ('pending', 'failed', 'in_flight')
+                   AND d.due_at <= ?2
+                   AND NOT EXISTS (SELECT 1 FROM deliveries e
+                       WHERE e.sink = d.sink AND e.call_key = d.call_key
+                         AND e.state IN ('pending', 'failed', 'in_flight') AND e.id < d.id)
+                   AND NOT EXISTS (SELECT 1 FROM sinks s
+                       WHERE s.name = ?1 AND s.disabled_reason IS NOT NULL)
+                 ORDER BY d.due_at, d.id LIMIT ?3",
+            )
+            .map_err(sql_err)?;
+        stmt.query_map(params![sink, now, n], |r| r.get(0))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let claimed = t
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1,
+                    due_at = ?2, owner = ?3 WHERE id = ?1
+                 RETURNING attempts, (SELECT json_array(a.activity_id, a.key, a.kind, a.account,
+                    a.call_key, a.source, a.occurred_at, a.payload)
+                    FROM activities a WHERE a.id = deliveries.activity)",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id, lease_until, owner], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+            })
+            .map_err(sql_err)?;
+        let (attempts, cols) = claimed;
+        let (aid, key, kind, acc, call_key, source, occurred_at, payload): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+        ) = from_json(&cols)?;
+        out.push(ClaimedDelivery {
+            id,
+            sink: sink.to_owned(),
+            activity: ActivityColumns {
+                id: aid,
+                key,
+                kind,
+                account: acc,
+                call_key,
+                source,
+                occurred_at,
+                payload,
+            }
+            .into_activity()?,
+            attempt: codec::attempt(attempts),
+            lease_until: time(lease_until)?,
+        });
+    }
+    Ok(out)
+}
+
+fn complete(
+    t: &Transaction<'_>,
+    id: i64,
+    attempt: u32,
+    now: DateTime<Utc>,
+    result: &DeliveryResult,
+) -> Result<(), StoreError> {
+    let (state, due_at, error, status, delivered_at) = completion(result, now);
+    let changed = t
+        .execute(
+            "UPDATE deliveries SET state = ?3, due_at = ?4, last_error = ?5, last_status = ?6,
+                delivered_at = ?7, owner = NULL
+             WHERE id = ?1 AND attempts = ?2 AND state = 'in_flight'",
+            params![
+                id,
+                attempt,
+                state.as_str(),
+                due_at,
+                error,
+                status,
+                delivered_at
+            ],
+        )
+        .map_err(sql_err)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let found: Option<(String, i64)> = t
+        .query_row(
+            "SELECT state, attempts FROM deliveries WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql_err)?;
+    match found {
+        None => Err(StoreError::NotFound(format!("delivery {id}"))),
+        Some((state, attempts)) => Err(StoreError::Conflict(format!(
+            "delivery {id} is {state} at attempt {attempts}, not in flight at attempt {attempt}"
+        ))),
+    }
+}
+
+fn acquire(
+    t: &Transaction<'_>,
+    name: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<Option<Lease>, StoreError> {
+    let held = t
+        .query_row(
+            "SELECT owner, fence, expires_at FROM leases WHERE name = ?1",
+            [name],
+            lease_row,
+        )
+        .optional()
+        .map_err(sql_err)?;
+    let fence = match held {
+        None => 1,
+        Some((Some(o), fence, _)) if o == owner => fence,
+        Some((Some(_), _, exp)) if exp > now => return Ok(None),
+        Some((_, fence, _)) => fence + 1,
+    };
+    t.execute(
+        "INSERT INTO leases (name, owner, fence, expires_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, fence = excluded.fence,
+            expires_at = excluded.expires_at",
+        params![name, owner, fence, until],
+    )
+    .map_err(sql_err)?;
+    Ok(Some(Lease {
+        name: name.to_owned(),
+        owner: owner.to_owned(),
+        fence,
+        expires_at: time(until)?,
+    }))
+}
+
+fn prune_batch(t: &Transaction<'_>, sql: &str, before: i64) -> Result<u64, StoreError> {
+    let n = t
+        .execute(sql, params![before, PRUNE_BATCH])
+        .map_err(sql_err)?;
+    Ok(n as u64)
+}
+
+impl SqliteStore {
+    async fn prune_all(&self, sql: &'static str, before: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.write(move |t| prune_batch(t, sql, before)).await?;
+            total += n;
+            if n < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append_inbox(&self, n: NewNotification) -> Result<AppendOutcome, StoreError> {
+        self.append(n).await
+    }
+
+    async fn inbox_after(&self, after_seq: i64, n: usize) -> Result<Vec<InboxRow>, StoreError> {
+        self.read(move |c| inbox::after(c, after_seq, limit(n)))
+            .await
+    }
+
+    async fn inbox_stats(&self) -> Result<InboxStats, StoreError> {
+        self.read(inbox::stats).await
+    }
+
+    async fn insert_activities(
+        &self,
+        activities: Vec<NewActivity>,
+        processed: Option<CursorUpdate>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let now = us(Utc::now());
+        self.write(move |t| {
+            let mut out = Vec::with_capacity(activities.len());
+            for a in &activities {
+                out.push(if insert_activity(t, a, now)? {
+                    AppendOutcome::Stored
+                } else {
+                    AppendOutcome::Duplicate
+                });
+            }
+            if let Some(u) = &processed {
+                set_cursor(t, u)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let (sink, owner) = (sink.to_owned(), owner.to_owned());
+        let until = us(now + chrono_duration(lease));
+        self.write(move |t| claim(t, &sink, &owner, us(now), until, limit(n)))
+            .await
+    }
+
+    async fn complete_delivery(
+        &self,
+        id: i64,
+        attempt: u32,
+        now: DateTime<Utc>,
+        result: DeliveryResult,
+    ) -> Result<(), StoreError> {
+        self.write(move |t| complete(t, id, attempt, now, &result))
+            .await
+    }
+
+    async fn list_deliveries(&self, f: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError> {
+        let f = f.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN activities a ON a.id = d.activity
+                 WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 IS NULL OR d.account = ?2)
+                   AND (?3 IS NULL OR d.state = ?3) AND (?4 IS NULL OR d.id < ?4)
+                 ORDER BY d.id DESC LIMIT ?5"
+            );
+            let lim = if f.limit == 0 { 100 } else { limit(f.limit) };
+            collect(
+                c,
+                &sql,
+                params![
+                    f.sink,
+                    f.account.as_ref().map(AccountId::as_str),
+                    f.state.map(DeliveryState::as_str),
+                    f.before_id,
+                    lim
+                ],
+                delivery_row,
+            )
+        })
+        .await
+    }
+
+    async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |t| {
+            let state: Option<String> = t
+                .query_row("SELECT state FROM deliveries WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql_err)?;
+            match state.as_deref() {
+                None => Err(StoreError::NotFound(format!("delivery {id}"))),
+                Some("dead" | "failed") => {
+                    t.execute(
+                        "UPDATE deliveries SET state = 'failed', due_at = ?2 WHERE id = ?1",
+                        params![id, us(now)],
+                    )
+                    .map_err(sql_err)?;
+                    Ok(())
+                }
+                Some(other) => Err(StoreError::Conflict(format!(
+                    "delivery {id} is {other}; only dead or failed deliveries are retried"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        sink: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let sink = sink.to_owned();
+        self.write(move |t| {
+            let n = t
+                .execute(
+                    "UPDATE deliveries SET state = 'pending', due_at = ?3, delivered_at = NULL
+                     WHERE sink = ?1 AND state = 'delivered' AND activity IN
+                        (SELECT id FROM activities WHERE occurred_at >= ?2)",
+                    params![sink, us(since), us(now)],
+                )
+                .map_err(sql_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state
+                 ORDER BY sink, state",
+                &[],
+                |r| {
+                    Ok(DeliveryCount {
+                        sink: r.get(0).map_err(sql_err)?,
+                        state: parse(&r.get::<_, String>(1).map_err(sql_err)?)?,
+                        count: codec::count(r.get(2).map_err(sql_err)?),
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn set_sink_disabled(
+        &self,
+        sink: &str,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sink = sink.to_owned();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO sinks (name, disabled_reason, changed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason,
+                    changed_at = excluded.changed_at",
+                params![sink, reason, us(now)],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sink_states(&self) -> Result<Vec<SinkState>, StoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT name, disabled_reason, changed_at FROM sinks ORDER BY name",
+                &[],
+                |r| {
+                    Ok(SinkState {
+                        sink: r.get(0).map_err(sql_err)?,
+                        disabled_reason: r.get(1).map_err(sql_err)?,
+                        changed_at: time(r.get(2).map_err(sql_err)?)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn upsert_subscription(&self, s: &SubscriptionRecord) -> Result<(), StoreError> {
+        let s = s.clone();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO subscriptions (account, id, status, expires_at, address,
+                    verification_token, event_filters, disabled_filters, created_at, renewed_at,
+                    last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (account) DO UPDATE SET id = excluded.id, status = excluded.status,
+                    expires_at = excluded.expires_at, address = excluded.address,
+                    verification_token = excluded.verification_token,
+                    event_filters = excluded.event_filters,
+                    disabled_filters = excluded.disabled_filters,
+                    created_at = excluded.created_at, renewed_at = excluded.renewed_at,
+                    last_error = excluded.last_error",
+                params![
+                    s.account.as_str(),
+                    s.id,
+                    s.status,
+                    us(s.expires_at),
+                    s.address,
+                    s.verification_token.as_ref().map(Secret::expose),
+                    to_json(&s.event_filters)?,
+                    to_json(&s.disabled_filters)?,
+                    us(s.created_at),
+                    s.renewed_at.map(us),
+                    s.last_error,
+                ],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscription(
+        &self,
+        acc: &AccountId,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let acc = acc.clone();
+        self.read(move |c| {
+            let mut v = collect(
+                c,
+                "SELECT * FROM subscriptions WHERE account = ?1",
+                params![acc.as_str()],
+                subscription_row,
+            )?;
+            Ok(v.pop())
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT * FROM subscriptions ORDER BY account",
+                &[],
+                subscription_row,
+            )
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, acc: &AccountId) -> Result<bool, StoreError> {
+        let acc = acc.clone();
+        self.write(move |t| {
+            let n = t
+                .execute(
+                    "DELETE FROM subscriptions WHERE account = ?1",
+                    [acc.as_str()],
+                )
+                .map_err(sql_err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn open_gap(
+        &self,
+        acc: &AccountId,
+        from: DateTime<Utc>,
+        cause: GapCause,
+    ) -> Result<Gap, StoreError> {
+        let acc = acc.clone();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO gaps (account, from_at, cause) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account) WHERE until_at IS NULL DO NOTHING",
+                params![acc.as_str(), us(from), cause.as_str()],
+            )
+            .map_err(sql_err)?;
+            let sql =
+                format!("SELECT {GAP_COLUMNS} FROM gaps WHERE account = ?1 AND until_at IS NULL");
+            collect(t, &sql, params![acc.as_str()], gap_row)?
+                .pop()
+                .ok_or_else(|| StoreError::Other("the open gap vanished".into()))
+        })
+        .await
+    }
+
+    async fn close_gap(
+        &self,
+        acc: &AccountId,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Gap>, StoreError> {
+        let acc = acc.clone();
+        self.write(move |t| {
+            let sql = format!(
+                "UPDATE gaps SET until_at = ?2 WHERE account = ?1 AND until_at IS NULL
+                 RETURNING {GAP_COLUMNS}"
+            );
+            Ok(collect(t, &sql, params![acc.as_str(), us(until)], gap_row)?.pop())
+        })
+        .await
+    }
+
+    async fn gaps(
+        &self,
+        acc: Option<&AccountId>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Gap>, StoreError> {
+        let acc = acc.map(|a| a.as_str().to_owned());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {GAP_COLUMNS} FROM gaps WHERE (?1 IS NULL OR account = ?1)
+                   AND (?2 IS NULL OR until_at IS NULL OR until_at >= ?2)
+                 ORDER BY from_at, id"
+            );
+            collect(c, &sql, params![acc, since.map(us)], gap_row)
+        })
+        .await
+    }
+
+    async fn gaps_to_backfill(&self, n: usize) -> Result<Vec<Gap>, StoreError> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {GAP_COLUMNS} FROM gaps WHERE until_at IS NOT NULL
+                   AND backfill IN ('pending', 'failed') ORDER BY from_at, id LIMIT ?1"
+            );
+            collect(c, &sql, params![limit(n)], gap_row)
+        })
+        .await
+    }
+
+    async fn mark_gap_backfilled(
+        &self,
+        id: i64,
+        state: BackfillState,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |t| {
+            let open: Option<Option<i64>> = t
+                .query_row("SELECT until_at FROM gaps WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql_err)?;
+            match open {
+                None => return Err(StoreError::NotFound(format!("gap {id}"))),
+                Some(None) => return Err(StoreError::Conflict(format!("gap {id} is still open"))),
+                Some(Some(_)) => {}
+            }
+            let (st, records, found, error) = backfill_columns(&state);
+            t.execute(
+                "UPDATE gaps SET backfill = ?2, records = ?3, found = ?4, backfill_error = ?5,
+                    backfilled_at = ?6 WHERE id = ?1",
+                params![id, st, records, found, error, us(now)],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_liveness(&self, acc: &AccountId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let acc = acc.clone();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO liveness (account, at) VALUES (?1, ?2)
+                 ON CONFLICT (account) DO UPDATE SET at = MAX(at, excluded.at)",
+                params![acc.as_str(), us(at)],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_liveness(&self, acc: &AccountId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let acc = acc.clone();
+        self.read(move |c| {
+            let v: Option<i64> = c
+                .query_row(
+                    "SELECT at FROM liveness WHERE account = ?1",
+                    [acc.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            opt_time(v)
+        })
+        .await
+    }
+
+    async fn cursor(
+        &self,
+        acc: Option<&AccountId>,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (acc, name) = (cursor_account(acc), name.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT value FROM cursors WHERE account = ?1 AND name = ?2",
+                params![acc, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn set_cursor(&self, u: &CursorUpdate) -> Result<(), StoreError> {
+        let u = u.clone();
+        self.write(move |t| set_cursor(t, &u)).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        let until = us(now + chrono_duration(ttl));
+        self.write(move |t| acquire(t, &name, &owner, us(now), until))
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let lease = lease.clone();
+        let until = now + chrono_duration(ttl);
+        self.write(move |t| {
+            let n = t
+                .execute(
+                    "UPDATE leases SET expires_at = ?4 WHERE name = ?1 AND owner = ?2
+                        AND fence = ?3",
+                    params![lease.name, lease.owner, lease.fence, us(until)],
+                )
+                .map_err(sql_err)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "lease {} is no longer held by {} with fence {}",
+                    lease.name, lease.owner, lease.fence
+                )));
+            }
+            Ok(Lease {
+                expires_at: time(us(until))?,
+                ..lease
+            })
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.write(move |t| {
+            t.execute(
+                "UPDATE leases SET owner = NULL, expires_at = 0 WHERE name = ?1 AND owner = ?2
+                    AND fence = ?3",
+                params![lease.name, lease.owner, lease.fence],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_telephony(
+        &self,
+        acc: &AccountId,
+        session_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let (acc, sid) = (acc.clone(), session_id.to_owned());
+        self.read(move |c| {
+            let v: Option<String> = c
+                .query_row(
+                    "SELECT state FROM telephony WHERE account = ?1 AND session_id = ?2",
+                    params![acc.as_str(), sid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            v.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn save_telephony(
+        &self,
+        acc: &AccountId,
+        session_id: &str,
+        state: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (acc, sid, json) = (acc.clone(), session_id.to_owned(), to_json(state)?);
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO telephony (account, session_id, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account, session_id) DO UPDATE SET state = excluded.state,
+                    updated_at = excluded.updated_at",
+                params![acc.as_str(), sid, json, us(now)],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_telephony(
+        &self,
+        acc: &AccountId,
+        session_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (acc, sid) = (acc.clone(), session_id.to_owned());
+        self.write(move |t| {
+            let n = t
+                .execute(
+                    "DELETE FROM telephony WHERE account = ?1 AND session_id = ?2",
+                    params![acc.as_str(), sid],
+                )
+                .map_err(sql_err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        inbox_retention: Duration,
+        delivered_retention: Duration,
+    ) -> Result<PruneCounts, StoreError> {
+        let inbox_before = us(now - chrono_duration(inbox_retention));
+        let delivered_before = us(now - chrono_duration(delivered_retention));
+        let inbox = self
+            .prune_all(
+                "DELETE FROM inbox WHERE seq IN
+                    (SELECT seq FROM inbox WHERE received_at < ?1 LIMIT ?2)",
+                inbox_before,
+            )
+            .await?;
+        let deliveries = self
+            .prune_all(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+                    WHERE state = 'delivered' AND delivered_at < ?1 LIMIT ?2)",
+                delivered_before,
+            )
+            .await?;
+        let activities = self
+            .prune_all(
+                "DELETE FROM activities WHERE id IN (SELECT a.id FROM activities a
+                    WHERE a.created_at < ?1
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.activity = a.id)
+                    LIMIT ?2)",
+                inbox_before,
+            )
+            .await?;
+        Ok(PruneCounts {
+            inbox,
+            deliveries,
+            activities,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))?;
+            Ok(())
+        })
+        .await?;
+        if self.jobs.is_closed() {
+            return Err(super::gone());
+        }
+        Ok(())
+    }
+}

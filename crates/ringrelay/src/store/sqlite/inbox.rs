@@ -1,0 +1,157 @@
+//! The SQLite inbox: the group-commit batch and inbox reads.
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::sql_err;
+use crate::store::codec::{account, opt_time, time, us};
+use crate::store::{AppendOutcome, InboxRow, InboxStats, NewNotification, StoreError};
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+/// Inserts a batch in one transaction and answers every caller after the commit (or with
+/// the error when the transaction fails: then nothing of the batch was written).
+pub(super) fn commit_batch(conn: &mut Connection, batch: Vec<(NewNotification, Reply)>) {
+    let (notes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    match insert_all(conn, &notes) {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, batch = notes.len(), "inbox batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(match &e {
+                    StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                    other => StoreError::Other(other.to_string()),
+                }));
+            }
+        }
+    }
+}
+
+fn insert_all(
+    conn: &mut Connection,
+    notes: &[NewNotification],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let tx = conn.transaction().map_err(sql_err)?;
+    let mut outcomes = Vec::with_capacity(notes.len());
+    let mut duplicates = 0_i64;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
+                    unknown_subscription)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uuid) DO NOTHING",
+            )
+            .map_err(sql_err)?;
+        for n in notes {
+            let changed = stmt
+                .execute(params![
+                    n.account.as_str(),
+                    n.subscription_id,
+                    n.uuid,
+                    n.event,
+                    n.timestamp.map(us),
+                    us(n.received_at),
+                    n.body,
+                    n.unknown_subscription,
+                ])
+                .map_err(sql_err)?;
+            if changed == 0 {
+                duplicates += 1;
+                outcomes.push(AppendOutcome::Duplicate);
+            } else {
+                outcomes.push(AppendOutcome::Stored);
+            }
+        }
+    }
+    // One statement keeps both counters: duplicates seen, and the highest seq ever stored
+    // (rows may be pruned, and seq values burnt by conflicts are never stored).
+    tx.execute(
+        "INSERT INTO counters (name, value)
+         VALUES ('inbox_duplicates', ?1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
+         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN name = 'inbox_duplicates'
+            THEN value + excluded.value ELSE MAX(value, excluded.value) END",
+        [duplicates],
+    )
+    .map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    Ok(outcomes)
+}
+
+/// Up to `limit` rows after `after_seq`.
+pub(super) fn after(
+    conn: &Connection,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<InboxRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, account, subscription_id, uuid, event, ts, received_at, body,
+                unknown_subscription
+             FROM inbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map(params![after_seq, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, bool>(8)?,
+            ))
+        })
+        .map_err(sql_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, acc, subscription_id, uuid, event, ts, received_at, body, unknown) =
+            row.map_err(sql_err)?;
+        out.push(InboxRow {
+            seq,
+            account: account(&acc)?,
+            subscription_id,
+            uuid,
+            event,
+            timestamp: opt_time(ts)?,
+            received_at: time(received_at)?,
+            body,
+            unknown_subscription: unknown,
+        });
+    }
+    Ok(out)
+}
+
+/// The inbox counters.
+pub(super) fn stats(conn: &Connection) -> Result<InboxStats, StoreError> {
+    let (rows, max_seq): (i64, Option<i64>) = conn
+        .query_row("SELECT COUNT(*), MAX(seq) FROM inbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(sql_err)?;
+    let ever: i64 = conn
+        .query_row(
+            "SELECT COALESCE((SELECT value FROM counters WHERE name = 'inbox_max_seq'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    let duplicates: i64 = conn
+        .query_row(
+            "SELECT COALESCE((SELECT value FROM counters WHERE name = 'inbox_duplicates'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    Ok(InboxStats {
+        rows: u64::try_from(rows).unwrap_or(0),
+        duplicates: u64::try_from(duplicates).unwrap_or(0),
+        max_seq: ever.max(max_seq.unwrap_or(0)),
+    })
+}

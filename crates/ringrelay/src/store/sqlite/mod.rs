@@ -1,0 +1,226 @@
+//! The SQLite backend: one file in WAL mode with `synchronous=FULL`. One writer thread owns
+//! the only writing connection; inbox appends queue in front of it and are committed in
+//! batches (group commit), other writes run between batches. Reads use separate
+//! connections, so they never wait behind the writer.
+
+mod impl_store;
+mod inbox;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AppendOutcome, NewNotification, OpenOptions, StoreError};
+
+type WriteFn = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// What the writer thread is asked to do.
+enum Job {
+    /// Append one notification (batched with its neighbours).
+    Append(
+        NewNotification,
+        oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    ),
+    /// Run one write (it answers through its own channel).
+    Write(WriteFn),
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<ReaderPool>,
+}
+
+/// Idle reader connections; more are opened on demand.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+/// Maps a SQLite error: lock timeouts and I/O failures are `Unavailable`, the rest `Other`.
+pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen,
+        ) => StoreError::Unavailable(format!("sqlite: {e}")),
+        _ => StoreError::Other(format!("sqlite: {e}")),
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError::Unavailable("the sqlite writer has stopped".into())
+}
+
+fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Unavailable(format!("opening sqlite file {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sql_err)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql_err)?;
+    }
+    Ok(conn)
+}
+
+/// Applies the migrations to the file at `path` (created if missing); returns the version.
+///
+/// # Errors
+/// As [`schema::migrate`], or when the file cannot be opened.
+pub async fn migrate(path: &Path) -> Result<i64, StoreError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = open_conn(&path, false)?;
+        schema::migrate(&mut conn)
+    })
+    .await
+    .map_err(|e| StoreError::Other(format!("migration task: {e}")))?
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the SQLite file at `path` and starts its writer thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be opened; [`StoreError::Other`]
+    /// when migrations fail, or when `options.migrate` is off and the schema is not current.
+    pub async fn open(path: &Path, options: &OpenOptions) -> Result<Self, StoreError> {
+        let owned = path.to_owned();
+        let migrate = options.migrate;
+        let conn = tokio::task::spawn_blocking(move || {
+            let mut conn = open_conn(&owned, false)?;
+            if migrate {
+                schema::migrate(&mut conn)?;
+            } else if schema::version(&conn)? != schema::latest() {
+                return Err(StoreError::Other(
+                    "the database schema is not current: run `ringrelay migrate`".into(),
+                ));
+            }
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("open task: {e}")))??;
+        let (tx, rx) = mpsc::channel(options.ingest_queue.max(1));
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("ringrelay-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))
+            .map_err(|e| StoreError::Other(format!("starting the sqlite writer: {e}")))?;
+        Ok(Self {
+            jobs: tx,
+            readers: Arc::new(ReaderPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                max_idle: options.pool_size.max(1),
+            }),
+        })
+    }
+
+    /// Queues an append without waiting for room.
+    async fn append(&self, n: NewNotification) -> Result<AppendOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .try_send(Job::Append(n, tx))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Unavailable("the ingest queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => gone(),
+            })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Runs `f` in one write transaction on the writer thread and commits it.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteFn = Box::new(move |conn: &mut Connection| {
+            let result = (|| {
+                let t = conn.transaction().map_err(sql_err)?;
+                let out = f(&t)?;
+                t.commit().map_err(sql_err)?;
+                Ok(out)
+            })();
+            // The caller may have gone away; the write stands either way.
+            let _ = tx.send(result);
+        });
+        self.jobs.send(Job::Write(job)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let idle = pool.idle.lock().ok().and_then(|mut v| v.pop());
+            let conn = match idle {
+                Some(c) => c,
+                None => open_conn(&pool.path, true)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut v) = pool.idle.lock()
+                && v.len() < pool.max_idle
+            {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("read task: {e}")))?
+    }
+}
+
+/// The writer thread: batches consecutive appends into one transaction, runs other writes
+/// one by one, and stops when every sender is gone.
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut next = rx.blocking_recv();
+    while let Some(job) = next.take() {
+        match job {
+            Job::Write(f) => f(&mut conn),
+            Job::Append(n, reply) => {
+                let mut batch = vec![(n, reply)];
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Job::Append(n, reply)) => batch.push((n, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                inbox::commit_batch(&mut conn, batch);
+            }
+        }
+        if next.is_none() {
+            next = rx.blocking_recv();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The SQLite schema, as ordered migrations tracked by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::sql_err;
+use crate::store::StoreError;
+
+/// Migrations in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    subscription_id TEXT,
+    uuid TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    ts INTEGER,
+    received_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    unknown_subscription INTEGER NOT NULL
+);
+CREATE INDEX inbox_received_at ON inbox (received_at);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE activities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    activity_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    call_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX activities_created_at ON activities (created_at);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    activity INTEGER NOT NULL REFERENCES activities (id),
+    sink TEXT NOT NULL,
+    account TEXT NOT NULL,
+    call_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER,
+    owner TEXT,
+    last_error TEXT,
+    last_status INTEGER,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    UNIQUE (activity, sink)
+);
+CREATE INDEX deliveries_due ON deliveries (sink, due_at)
+    WHERE state IN ('pending', 'failed', 'in_flight');
+CREATE INDEX deliveries_open_call ON deliveries (sink, call_key, id)
+    WHERE state IN ('pending', 'failed', 'in_flight');
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE state = 'delivered';
+CREATE INDEX deliveries_activity ON deliveries (activity);
+CREATE TABLE sinks (name TEXT PRIMARY KEY, disabled_reason TEXT, changed_at INTEGER NOT NULL);
+CREATE TABLE subscriptions (
+    account TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    verification_token TEXT,
+    event_filters TEXT NOT NULL,
+    disabled_filters TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    renewed_at INTEGER,
+    last_error TEXT
+);
+CREATE TABLE gaps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    from_at INTEGER NOT NULL,
+    until_at INTEGER,
+    cause TEXT NOT NULL,
+    backfill TEXT NOT NULL DEFAULT 'pending',
+    records INTEGER NOT NULL DEFAULT 0,
+    found INTEGER NOT NULL DEFAULT 0,
+    backfill_error TEXT,
+    backfilled_at INTEGER
+);
+CREATE UNIQUE INDEX gaps_one_open ON gaps (account) WHERE until_at IS NULL;
+CREATE TABLE liveness (account TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE cursors (
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT,
+    fence INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE telephony (
+    account TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account, session_id)
+);
+"];
+
+/// The schema version this build writes.
+pub(crate) fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// The schema version in the database.
+pub(crate) fn version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err)
+}
+
+/// Applies every migration the database lacks, each in its own transaction.
+///
+/// # Errors
+/// [`StoreError::Other`] when a migration fails or the database is newer than this build.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let current = version(conn)?;
+    if current > latest() {
+        return Err(StoreError::Other(format!(
+            "the database schema is version {current}, newer than this build's {}",
+            latest()
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        let tx = conn.transaction().map_err(sql_err)?;
+        tx.execute_batch(sql).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+    }
+    Ok(latest())
+}

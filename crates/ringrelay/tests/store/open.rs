@@ -1,0 +1,112 @@
+//! Opening, migrating and back-pressure: what the operator and the receiver see when things
+//! are not fine.
+
+use std::sync::Arc;
+
+use ringrelay::account::AccountId;
+use ringrelay::config::StoreUrl;
+use ringrelay::store::{self, AppendOutcome, NewNotification, OpenOptions, StoreError};
+
+fn note(uuid: String) -> NewNotification {
+    NewNotification {
+        account: AccountId::parse("acme").unwrap(),
+        subscription_id: None,
+        uuid,
+        event: "/e".into(),
+        timestamp: None,
+        received_at: chrono::Utc::now(),
+        body: "{}".into(),
+        unknown_subscription: false,
+    }
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_open_without_migrate_needs_a_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Sqlite(dir.path().join("m.db"));
+    let no_migrate = OpenOptions {
+        migrate: false,
+        ..OpenOptions::default()
+    };
+    let err = store::open(&url, &no_migrate).await.err().unwrap();
+    assert!(err.to_string().contains("ringrelay migrate"), "{err}");
+    let v = store::migrate(&url).await.unwrap();
+    assert_eq!(store::migrate(&url).await.unwrap(), v);
+    let s = store::open(&url, &no_migrate).await.unwrap();
+    s.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_sqlite_file_that_cannot_be_created_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Sqlite(dir.path().join("missing-dir").join("x.db"));
+    let err = store::open(&url, &OpenOptions::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable() {
+    // Bind and drop a listener to get a loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = StoreUrl::Postgres(format!(
+        "postgres://postgres@127.0.0.1:{port}/x?connect_timeout=2"
+    ));
+    let err = store::open(&url, &OpenOptions::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ingest_queue_answers_unavailable_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let options = OpenOptions {
+        ingest_queue: 2,
+        max_batch: 1,
+        ..OpenOptions::default()
+    };
+    let s = store::open(&StoreUrl::Sqlite(path.clone()), &options)
+        .await
+        .unwrap();
+    // Another connection holds the write lock, so the writer stalls on its first batch.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..10 {
+        let (s, tx) = (Arc::clone(&s), tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(s.append_inbox(note(format!("q{i}"))).await);
+        });
+    }
+    drop(tx);
+    // At most one append is with the writer and two are queued: seven are refused.
+    for _ in 0..7 {
+        let refused = rx.recv().await.unwrap().unwrap_err();
+        assert!(
+            refused.to_string().contains("ingest queue is full"),
+            "{refused}"
+        );
+    }
+    blocker.execute_batch("COMMIT").unwrap();
+    let (mut stored, mut refused) = (0, 7);
+    while let Some(result) = rx.recv().await {
+        match result {
+            Ok(AppendOutcome::Stored) => stored += 1,
+            Err(e) if e.to_string().contains("ingest queue is full") => refused += 1,
+            other => panic!("an append either queued and stored, or was refused: {other:?}"),
+        }
+    }
+    assert_eq!(stored + refused, 10);
+    assert!((1..=3).contains(&stored), "{stored}");
+    assert_eq!(s.inbox_stats().await.unwrap().rows, stored);
+}
