@@ -1,6 +1,7 @@
 //! Hostile input never panics the receiver, never gets a 200 and never reaches the
 //! inbox: random bytes, every truncation of a real notification, pathological nesting,
-//! wrong field types, garbage headers and paths (issue 5: "none of these panics").
+//! wrong field types, garbage headers and paths (issue 5: "none of these panics"); and the
+//! odd but legitimate (lenient envelopes, renewal reminders) are stored.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -274,4 +275,32 @@ async fn garbage_headers_and_paths_get_client_errors() {
         .expect("request");
     assert_eq!(h.send(get).await, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h.stored().await, 0);
+}
+
+#[tokio::test]
+async fn a_renewal_reminder_is_stored_like_any_notification() {
+    // API.md §3.4: the reminder's event is the filter string verbatim, with `~`.
+    let h = harness().await;
+    let body = serde_json::json!({
+        "uuid": "reminder-1",
+        "event": "/restapi/v1.0/subscription/~?threshold=60&interval=15",
+        "timestamp": "2026-11-28T09:00:00.000+0000",
+        "subscriptionId": "sub-1",
+        "ownerId": "1",
+        "body": {"id": "sub-1", "expirationTime": "2026-11-28T09:01:00.000Z", "status": "Active"}
+    })
+    .to_string();
+    assert_eq!(h.post(body.clone()).await, StatusCode::OK);
+    let rows = h.store.inbox_after(0, 10).await.expect("inbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].event,
+        "/restapi/v1.0/subscription/~?threshold=60&interval=15"
+    );
+    assert!(
+        !rows[0].unknown_subscription,
+        "sub-1 is the current subscription"
+    );
+    assert!(rows[0].timestamp.is_some(), "a +0000 offset is read");
+    assert_eq!(rows[0].body, body, "the raw body is stored as received");
 }
