@@ -432,3 +432,60 @@ async fn a_stalled_commit_is_not_acknowledged_and_does_not_block_other_requests(
         .expect("task");
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_waits_for_an_in_flight_commit_and_acknowledges_it() {
+    let store = ScriptedStore::new(Mode::Stalled);
+    let router = router_over(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        }
+    });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let request = tokio::spawn(
+        client
+            .post(format!("http://{addr}/webhooks/ringcentral/acme"))
+            .header("content-type", "application/json")
+            .header("verification-token", TOKEN)
+            .body(notification("u-draining"))
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(5), store.started.notified())
+        .await
+        .expect("the append started");
+
+    stop.cancel();
+    tokio::task::yield_now().await;
+    assert!(
+        !server.is_finished(),
+        "the server waits for the in-flight request"
+    );
+    store.release.notify_one();
+    let resp = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("answered")
+        .expect("task")
+        .expect("response");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops once drained")
+        .expect("join")
+        .expect("serve");
+}
