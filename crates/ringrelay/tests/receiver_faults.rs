@@ -1,5 +1,6 @@
-//! The receiver when the store misbehaves: down, failing, or stalled. A store double scripts
-//! `append_inbox`; every other method answers `Unavailable` (the receiver calls none).
+//! The receiver when the store misbehaves: down, failing, stalled, or its ingest queue full.
+//! A store double scripts `append_inbox`; every other method answers `Unavailable` (the
+//! receiver calls none). The full-queue test uses the real SQLite store.
 
 #![allow(unused_variables)]
 
@@ -488,4 +489,53 @@ async fn graceful_shutdown_waits_for_an_in_flight_commit_and_acknowledges_it() {
         .expect("the server stops once drained")
         .expect("join")
         .expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ingest_queue_sheds_load_with_503_and_every_200_is_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = OpenOptions {
+        ingest_queue: 1,
+        max_batch: 1,
+        ..OpenOptions::default()
+    };
+    let store = ringrelay::store::open(
+        &ringrelay::config::StoreUrl::Sqlite(dir.path().join("shed.db")),
+        &options,
+    )
+    .await
+    .expect("open");
+    let router = router_over(Arc::clone(&store));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..256 {
+        let router = router.clone();
+        tasks.spawn(async move {
+            let uuid = format!("shed-{i}");
+            let resp = send(&router, signed_post(notification(&uuid))).await;
+            let retry_after = resp.headers().contains_key("retry-after");
+            (uuid, resp.status(), retry_after)
+        });
+    }
+    let mut acked = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (uuid, status, retry_after) = joined.expect("task");
+        match status {
+            StatusCode::OK => acked.push(uuid),
+            StatusCode::SERVICE_UNAVAILABLE => assert!(retry_after, "503 says when to retry"),
+            other => panic!("{uuid}: {other}"),
+        }
+    }
+    let rows = store.inbox_after(0, 1000).await.expect("inbox");
+    let stored: std::collections::HashSet<_> = rows.into_iter().map(|r| r.uuid).collect();
+    for uuid in &acked {
+        assert!(
+            stored.contains(uuid),
+            "{uuid} was acknowledged but not stored"
+        );
+    }
+    assert!(!acked.is_empty(), "the queue admits work when it drains");
+    assert!(
+        acked.len() < 256,
+        "a one-slot queue sheds some of 256 simultaneous appends"
+    );
 }
