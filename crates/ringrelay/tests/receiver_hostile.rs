@@ -304,3 +304,56 @@ async fn a_renewal_reminder_is_stored_like_any_notification() {
     assert!(rows[0].timestamp.is_some(), "a +0000 offset is read");
     assert_eq!(rows[0].body, body, "the raw body is stored as received");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_over_a_real_socket_is_answered_413_and_the_server_keeps_serving() {
+    let h = harness().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        let app = h.router.clone();
+        async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        }
+    });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let url = format!("http://{addr}{PATH}");
+    let big = format!(
+        r#"{{"uuid":"big","event":"/e","pad":"{}"}}"#,
+        "x".repeat(MAX_BODY)
+    );
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("verification-token", TOKEN)
+        .body(big)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(resp.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    let ok = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("verification-token", TOKEN)
+        .body(real_notification())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ok.status(), reqwest::StatusCode::OK);
+    stop.cancel();
+    server.await.expect("join").expect("serve");
+    assert_eq!(h.stored().await, 1, "only the small one");
+}
