@@ -127,7 +127,10 @@ mod tests {
     #[test]
     fn depth_counts_only_structure() {
         assert!(check_depth(br#"{"a":[{"b":1}]}"#, 3).is_ok());
-        assert_eq!(check_depth(br#"{"a":[{"b":[1]}]}"#, 3), Err(EnvelopeError::TooDeep(3)));
+        assert_eq!(
+            check_depth(br#"{"a":[{"b":[1]}]}"#, 3),
+            Err(EnvelopeError::TooDeep(3))
+        );
         assert!(check_depth(br#"{"a":"[[[[[[\"{{{{"}"#, 1).is_ok());
         let deep = "[".repeat(100_000);
         assert!(check_depth(deep.as_bytes(), 32).is_err());
@@ -146,11 +149,26 @@ mod tests {
             e.timestamp.map(|t| t.to_rfc3339()),
             Some("2026-11-28T09:00:00.123+00:00".to_owned())
         );
-        assert_eq!(parse(br#"{"event":"x"}"#, 32), Err(EnvelopeError::Missing("uuid")));
-        assert_eq!(parse(br#"{"uuid":"","event":"x"}"#, 32), Err(EnvelopeError::Missing("uuid")));
-        assert_eq!(parse(br#"{"uuid":"u"}"#, 32), Err(EnvelopeError::Missing("event")));
-        assert!(matches!(parse(b"[1]", 32), Err(EnvelopeError::Malformed(_))));
-        assert!(matches!(parse(b"{nope", 32), Err(EnvelopeError::Malformed(_))));
+        assert_eq!(
+            parse(br#"{"event":"x"}"#, 32),
+            Err(EnvelopeError::Missing("uuid"))
+        );
+        assert_eq!(
+            parse(br#"{"uuid":"","event":"x"}"#, 32),
+            Err(EnvelopeError::Missing("uuid"))
+        );
+        assert_eq!(
+            parse(br#"{"uuid":"u"}"#, 32),
+            Err(EnvelopeError::Missing("event"))
+        );
+        assert!(matches!(
+            parse(b"[1]", 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"{nope", 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
         let bad_ts = parse(br#"{"uuid":"u","event":"e","timestamp":"yesterday"}"#, 32).expect("ok");
         assert_eq!(bad_ts.timestamp, None);
     }

@@ -173,7 +173,13 @@ pub(super) async fn webhook(
                 EnvelopeError::Malformed(_) => "malformed",
                 EnvelopeError::Missing(_) => "incomplete",
             };
-            return refuse(StatusCode::BAD_REQUEST, account, outcome, e.to_string(), peer);
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                account,
+                outcome,
+                e.to_string(),
+                peer,
+            );
         }
     };
     let Ok(text) = String::from_utf8(body.to_vec()) else {
@@ -186,9 +192,10 @@ pub(super) async fn webhook(
         );
     };
 
-    let unknown_subscription = envelope.subscription_id.as_deref().is_some_and(|id| {
-        !state.tokens.is_known_subscription(&account_id, id, now)
-    });
+    let unknown_subscription = envelope
+        .subscription_id
+        .as_deref()
+        .is_some_and(|id| !state.tokens.is_known_subscription(&account_id, id, now));
     let notification = NewNotification {
         account: account_id.clone(),
         subscription_id: envelope.subscription_id.clone(),

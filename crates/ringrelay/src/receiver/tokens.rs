@@ -74,7 +74,10 @@ impl TokenRegistry {
         token: Secret,
         now: DateTime<Utc>,
     ) {
-        let mut map = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = map.entry(account.clone()).or_default();
         let new = Registered {
             subscription_id: subscription_id.to_owned(),
@@ -92,7 +95,10 @@ impl TokenRegistry {
 
     /// Forgets the account's tokens (its subscription was deleted for good).
     pub fn clear(&self, account: &AccountId) {
-        let mut map = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(account);
     }
 
@@ -103,7 +109,10 @@ impl TokenRegistry {
         presented: Option<&str>,
         now: DateTime<Utc>,
     ) -> TokenCheck {
-        let map = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(entry) = map.get(account).filter(|e| e.current.is_some()) else {
             return TokenCheck::NotConfigured;
         };
@@ -127,7 +136,10 @@ impl TokenRegistry {
 
     /// The account's current subscription id, when one is registered.
     pub fn current_subscription(&self, account: &AccountId) -> Option<String> {
-        let map = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(account)?
             .current
             .as_ref()
@@ -142,7 +154,10 @@ impl TokenRegistry {
         subscription_id: &str,
         now: DateTime<Utc>,
     ) -> bool {
-        let map = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(account).is_some_and(|e| {
             e.current
                 .as_ref()
@@ -173,14 +188,21 @@ mod tests {
         assert_eq!(reg.check(&acme(), Some("b"), t0), TokenCheck::Wrong);
         reg.set(&acme(), "sub-2", Secret::new("b"), t0);
         assert_eq!(reg.check(&acme(), Some("b"), t0), TokenCheck::Valid);
-        assert_eq!(reg.check(&acme(), Some("a"), t0), TokenCheck::Valid, "grace");
+        assert_eq!(
+            reg.check(&acme(), Some("a"), t0),
+            TokenCheck::Valid,
+            "grace"
+        );
         assert!(reg.is_known_subscription(&acme(), "sub-1", t0));
         let later = t0 + Duration::minutes(11);
         assert_eq!(reg.check(&acme(), Some("a"), later), TokenCheck::Wrong);
         assert!(!reg.is_known_subscription(&acme(), "sub-1", later));
         assert_eq!(reg.current_subscription(&acme()).as_deref(), Some("sub-2"));
         reg.clear(&acme());
-        assert_eq!(reg.check(&acme(), Some("b"), later), TokenCheck::NotConfigured);
+        assert_eq!(
+            reg.check(&acme(), Some("b"), later),
+            TokenCheck::NotConfigured
+        );
     }
 
     #[test]
