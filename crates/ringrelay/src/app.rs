@@ -295,7 +295,7 @@ impl Application {
                         .await
                     {
                         Ok(c) => {
-                            tracing::debug!(inbox = c.inbox, deliveries = c.deliveries, "pruned")
+                            tracing::debug!(inbox = c.inbox, deliveries = c.deliveries, "pruned");
                         }
                         Err(e) => tracing::warn!(error = %e, "pruning failed"),
                     }
