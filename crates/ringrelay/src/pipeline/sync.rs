@@ -317,13 +317,23 @@ impl AccountSync {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {
-                    self.log_result("call log", self.call_log(Priority::Live).await);
-                    self.log_result("voicemail", self.voicemail(Priority::Live).await);
+                    let work = async {
+                        self.log_result("call log", self.call_log(Priority::Live).await);
+                        self.log_result("voicemail", self.voicemail(Priority::Live).await);
+                    };
+                    if until_stopped(&shutdown, work).await.is_none() {
+                        return;
+                    }
                 }
                 () = wait_due => {
                     let now = tokio::time::Instant::now();
                     due.retain(|t| *t > now);
-                    self.log_result("call log", self.call_log(Priority::Live).await);
+                    let work = async {
+                        self.log_result("call log", self.call_log(Priority::Live).await);
+                    };
+                    if until_stopped(&shutdown, work).await.is_none() {
+                        return;
+                    }
                 }
                 t = triggers.recv() => match t {
                     None => return,
@@ -335,7 +345,12 @@ impl AccountSync {
                         due.dedup_by(|a, b| a.duration_since(*b) < Duration::from_secs(1));
                     }
                     Some(SyncTrigger::Voicemail) => {
-                        self.log_result("voicemail", self.voicemail(Priority::Live).await);
+                        let work = async {
+                            self.log_result("voicemail", self.voicemail(Priority::Live).await);
+                        };
+                        if until_stopped(&shutdown, work).await.is_none() {
+                            return;
+                        }
                     }
                 }
             }
@@ -353,6 +368,18 @@ impl AccountSync {
                 tracing::warn!(account = %self.account, what, error = %e, "sync failed; the next one retries");
             }
         }
+    }
+}
+
+/// Runs `work` unless `shutdown` fires first (then `None`: the work is dropped, which is
+/// safe because every step commits its activities and its cursor together).
+pub async fn until_stopped<T>(
+    shutdown: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        r = work => Some(r),
     }
 }
 
@@ -424,8 +451,10 @@ pub async fn backfill_loop(
 ) {
     loop {
         let now = syncs.first().map_or_else(Utc::now, AccountSync::now);
-        if let Err(e) = run_backfills(store.as_ref(), &syncs, now).await {
-            tracing::warn!(error = %e, "listing gaps to backfill failed");
+        match until_stopped(&shutdown, run_backfills(store.as_ref(), &syncs, now)).await {
+            None => return,
+            Some(Err(e)) => tracing::warn!(error = %e, "listing gaps to backfill failed"),
+            Some(Ok(_)) => {}
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
