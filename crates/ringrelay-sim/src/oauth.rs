@@ -170,8 +170,11 @@ fn issue(
     }
 }
 
-fn token_body(state: &SimState, s: &Session) -> serde_json::Value {
-    let now = state.now();
+fn token_body(
+    state: &SimState,
+    s: &Session,
+    now: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
     let owner = state.config.accounts[s.account].owner().id.clone();
     json!({
         "access_token": s.access_token,
@@ -206,7 +209,7 @@ fn open_session(state: &SimState, account: usize) -> serde_json::Value {
         refresh_expires: now + refresh,
         created: now,
     };
-    let body = token_body(state, &session);
+    let body = token_body(state, &session, now);
     let mut inner = state.lock();
     inner.sessions.retain(|s| s.refresh_expires > now);
     inner.sessions.push(session);
@@ -250,7 +253,7 @@ fn refresh_session(state: &SimState, refresh: &str) -> Result<serde_json::Value,
     session.refresh_expires = now + refresh_ttl;
     let snapshot = session.clone();
     drop(inner);
-    Ok(token_body(state, &snapshot))
+    Ok(token_body(state, &snapshot, now))
 }
 
 /// `POST /restapi/oauth/revoke`: ends the whole session of the given token.
