@@ -230,16 +230,12 @@ async fn rate_limits_are_respected_and_nothing_is_sent_during_a_penalty() {
         .into_iter()
         .filter(|r| r.path.starts_with(SUBS))
         .collect();
-    for (i, r) in light.iter().enumerate() {
-        if r.status == 429 {
-            if let Some(next) = light.get(i + 1) {
-                let gap = next.at - r.at;
-                assert!(
-                    gap >= chrono::Duration::seconds(30),
-                    "request {gap} after a 429"
-                );
-            }
-        }
+    for pair in light.windows(2).filter(|p| p[0].status == 429) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= chrono::Duration::seconds(30),
+            "request {gap} after a 429"
+        );
     }
     assert!(sim.too_many_requests() <= 1, "{}", sim.too_many_requests());
     assert_eq!(light.iter().filter(|r| r.status == 200).count(), 8);
