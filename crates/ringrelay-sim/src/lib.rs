@@ -6,10 +6,12 @@
 //! - [`clock`]: the injectable simulated clock every time rule asks.
 //! - [`directory`]: the simulated accounts, extensions and JWT credentials.
 //! - [`error`]: RingCentral's error body.
+//! - [`telephony`]: calls, call log, voicemail and their generator.
 
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod telephony;
 
 pub use clock::SimClock;
 pub use directory::{ExtensionKind, SimAccount, SimExtension};
