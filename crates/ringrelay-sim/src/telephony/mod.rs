@@ -219,3 +219,8 @@ impl Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod generator_tests;
+#[cfg(test)]
+mod query_tests;
