@@ -27,17 +27,7 @@ async fn a_call_delivers_its_events_and_reaches_the_call_log_after_the_lag() {
         .unwrap();
     t.sim.complete_calls().await;
     let got = rx.received();
-
-        .events
-        .iter()
-        .map(|e| (e.at, e.event.clone()))
-        .collect();
-    assert_eq!(
-        got.len(),
-        call.events.len(),
-        "{paths:#?} {:#?}",
-        t.sim.deliveries()
-    );
+    assert_eq!(got.len(), call.events.len());
     for r in &got {
         assert_eq!(
             r.body["body"]["telephonySessionId"],
