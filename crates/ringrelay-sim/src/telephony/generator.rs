@@ -103,6 +103,18 @@ pub struct GeneratedCall {
 }
 
 impl GeneratedCall {
+    /// Every notification the call causes, in time order: the telephony events, then
+    /// (for voicemail) the voicemail and message-store events.
+    pub fn notifications(&self) -> Vec<TimedEvent> {
+        let mut all = self.events.clone();
+        if let Some(vm) = &self.voicemail {
+            all.push(vm.voicemail_event.clone());
+            all.push(vm.message_store_event.clone());
+        }
+        all.sort_by_key(|e| e.at);
+        all
+    }
+
     /// The events in a delivery order that exercises out-of-order handling: with
     /// probability `swap_rate` each event trades places with its successor (the
     /// `sequence` numbers stay with their events), and with probability `duplicate_rate`

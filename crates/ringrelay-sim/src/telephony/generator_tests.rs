@@ -203,6 +203,12 @@ fn voicemail_leaves_a_message_linked_from_the_call_log() {
     assert_eq!(rec["result"], "Voicemail");
     assert_eq!(rec["message"]["id"], vm.message_id.to_string());
     assert_eq!(rec["message"]["type"], "VoiceMail");
+    let all = call.notifications();
+    assert_eq!(all.len(), call.events.len() + 2);
+    assert_eq!(
+        all.last().map(|e| e.event.ends_with("/message-store")),
+        Some(true)
+    );
 }
 
 #[test]

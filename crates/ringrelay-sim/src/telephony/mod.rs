@@ -224,3 +224,5 @@ impl Scope {
 mod generator_tests;
 #[cfg(test)]
 mod query_tests;
+#[cfg(test)]
+mod schema_tests;

@@ -122,16 +122,11 @@ fn add_transfer_links(record: &mut Value, plan: &Plan, i: usize) {
     if plan.legs.len() < 2 {
         return;
     }
-    let link = |e: &SimExtension| json!({ "extensionId": e.id, "extensionNumber": e.number, "name": e.name, "phoneNumber": e.phone_number });
+    let link = json!({ "telephonySessionId": record["telephonySessionId"].clone() });
     if i == 0 {
-        record["transferTarget"] =
-            json!({ "telephonySessionId": record["telephonySessionId"].clone() });
-        record["reason"] = json!("BlindTransfer");
-        record["to"] = link(&plan.legs[0].0);
+        record["transferTarget"] = link;
     } else {
-        record["transferee"] =
-            json!({ "telephonySessionId": record["telephonySessionId"].clone() });
-        record["to"] = link(&plan.legs[i].0);
+        record["transferee"] = link;
     }
 }
 
