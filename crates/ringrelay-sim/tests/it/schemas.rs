@@ -136,9 +136,7 @@ async fn every_simulated_response_validates_against_the_spec() {
     let sync: Value = t
         .get(
             token,
-            &format!(
-                "/restapi/v1.0/account/~/extension/~/call-log-sync?syncType=FSync&recordCount=250"
-            ),
+            "/restapi/v1.0/account/~/extension/~/call-log-sync?syncType=FSync&recordCount=250",
         )
         .await
         .json()
