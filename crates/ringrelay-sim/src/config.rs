@@ -85,6 +85,11 @@ pub struct SimConfig {
     pub call_log_filter: CallLogFilter,
     /// Probability (0..=1) that a delivered notification is POSTed a second time.
     pub duplicate_rate: f64,
+    /// Probability (0..=1) that two neighbouring events of a generated call swap places
+    /// (RingCentral delivers telephony events out of order, fact sheet §3.3).
+    pub reorder_rate: f64,
+    /// Simulated delay between a call event happening and its delivery.
+    pub delivery_delay: Duration,
     /// The clock every time rule asks.
     pub clock: SimClock,
 }
@@ -106,6 +111,8 @@ impl Default for SimConfig {
             blacklist_after: Duration::from_secs(600),
             call_log_filter: CallLogFilter::Disabled,
             duplicate_rate: 0.0,
+            reorder_rate: 0.0,
+            delivery_delay: Duration::ZERO,
             clock: SimClock::new(),
         }
     }

@@ -14,6 +14,15 @@ use serde_json::{Value, json};
 use crate::delivery;
 use crate::error::ApiError;
 use crate::state::{DropRule, Fault, SimState, rc_time};
+use crate::telephony::CallScenario;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Calls {
+    account_id: Option<String>,
+    scenario: Option<CallScenario>,
+    random: Option<usize>,
+}
 
 #[derive(Debug, Deserialize)]
 struct Advance {
@@ -47,6 +56,8 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route("/sim/requests", get(requests))
         .route("/sim/deliveries", get(deliveries))
         .route("/sim/accounts", get(accounts))
+        .route("/sim/calls", post(calls))
+        .route("/sim/complete-calls", post(complete_calls))
 }
 
 async fn clock(State(state): State<Arc<SimState>>) -> Json<Value> {
@@ -129,4 +140,53 @@ async fn accounts(State(state): State<Arc<SimState>>) -> Json<Value> {
         "clientSecret": state.config.client_secret,
         "accounts": state.config.accounts,
     }))
+}
+
+async fn calls(State(state): State<Arc<SimState>>, Json(c): Json<Calls>) -> Response {
+    let started = match (c.random, c.scenario) {
+        (Some(n), None) => crate::calls::start_random_calls(&state, n.min(10_000)),
+        (None, Some(scenario)) => {
+            let account = match &c.account_id {
+                None => Some(0),
+                Some(id) => state.config.accounts.iter().position(|a| &a.id == id),
+            };
+            let Some(account) = account else {
+                return ApiError::not_found("accountId").into_response();
+            };
+            match crate::calls::start_call(&state, account, scenario, state.now()) {
+                Ok(call) => vec![call],
+                Err(e) => return e.into_response(),
+            }
+        }
+        _ => {
+            return ApiError::new(400, "CMN-101", "Give exactly one of scenario or random")
+                .into_response();
+        }
+    };
+    let sent = delivery::tick(&state).await;
+    let sessions: Vec<_> = started
+        .iter()
+        .map(|c| {
+            json!({
+                "telephonySessionId": c.telephony_session_id,
+                "scenario": c.scenario,
+                "endedAt": rc_time(c.ended_at),
+                "callLogVisibleAt": rc_time(c.call_log_visible_at),
+            })
+        })
+        .collect();
+    Json(json!({ "calls": sessions, "deliveriesNow": sent.len() })).into_response()
+}
+
+async fn complete_calls(State(state): State<Arc<SimState>>) -> Json<Value> {
+    let now = state.now();
+    if let Some(last) = crate::calls::last_pending(&state)
+        && let Ok(gap) = (last - now).to_std()
+    {
+        state
+            .clock
+            .advance(gap + std::time::Duration::from_millis(1));
+    }
+    let sent = delivery::tick(&state).await;
+    Json(json!({ "now": rc_time(state.now()), "deliveries": sent.len() }))
 }

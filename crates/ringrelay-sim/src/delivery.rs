@@ -177,10 +177,11 @@ pub(crate) fn blacklist(state: &SimState, id: &str, reason: &str) -> bool {
     }
 }
 
-/// Runs the due time-driven work: expired subscriptions disappear and due renewal
-/// reminders are sent (event = the filter verbatim, body `{"expiresIn": remaining}`).
-/// Returns the reminder deliveries made.
+/// Runs the due time-driven work: scheduled call notifications are delivered, expired
+/// subscriptions disappear and due renewal reminders are sent (event = the filter
+/// verbatim, body `{"expiresIn": remaining}`). Returns the deliveries made.
 pub(crate) async fn tick(state: &Arc<SimState>) -> Vec<DeliveryRecord> {
+    let mut out = crate::calls::deliver_due(state).await;
     reap_expired(state);
     let now = state.now();
     let mut due = Vec::new();
@@ -201,7 +202,6 @@ pub(crate) async fn tick(state: &Arc<SimState>) -> Vec<DeliveryRecord> {
             }
         }
     }
-    let mut out = Vec::new();
     for (filter, remaining, id) in due {
         let t = {
             let inner = state.lock();

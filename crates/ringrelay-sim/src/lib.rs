@@ -15,8 +15,11 @@
 //! - `delivery`: webhook envelopes, blacklisting, reminders, expiry.
 //! - `gate`: the middleware applying faults and rate limits and logging requests.
 //! - `control`: the `/sim/…` control API.
+//! - `calls`: scheduling generated calls' notifications; routing telephony `GET`s.
 //! - `server`: [`Sim::start`] and [`SimHandle`].
+//! - [`telephony`]: calls, call log, voicemail and their generator.
 
+mod calls;
 pub mod clock;
 pub mod config;
 mod control;
@@ -31,6 +34,7 @@ pub mod ratelimit;
 mod server;
 mod state;
 mod subscriptions;
+pub mod telephony;
 
 pub use clock::SimClock;
 pub use config::{CallLogFilter, RateLimits, SimConfig};
@@ -42,3 +46,4 @@ pub use state::{
     BlacklistedData, DeliveryRecord, DisabledFilter, DropDeliveries, Fault, RequestRecord,
     TokenRequest,
 };
+pub use telephony::{CallScenario, GeneratedCall};

@@ -16,7 +16,8 @@ use crate::directory::SimAccount;
 use crate::state::{
     DeliveryRecord, DropDeliveries, DropRule, Fault, RequestRecord, SimState, TokenRequest,
 };
-use crate::{control, gate, oauth, subscriptions};
+use crate::telephony::{CallScenario, GeneratedCall};
+use crate::{calls, control, gate, oauth, subscriptions};
 
 /// The HTTP surface: RingCentral's API behind the rate-limit/fault gate, plus `/sim/…`.
 pub(crate) fn router(state: Arc<SimState>) -> Router {
@@ -36,7 +37,8 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .route(
             "/restapi/v1.0/subscription/{id}/renew",
             post(subscriptions::renew),
-        );
+        )
+        .route("/restapi/v1.0/account/{*rest}", get(calls::telephony_get));
     api.merge(control::routes())
         .fallback(|| async { crate::error::ApiError::new(404, "CMN-102", "Resource not found") })
         .layer(axum::middleware::from_fn_with_state(
@@ -65,12 +67,12 @@ impl Sim {
             config.accounts.iter().all(|a| !a.extensions.is_empty()),
             "every simulated account needs an extension"
         );
-        let state = SimState::new(config)?;
-        let port = state.config.port.unwrap_or(0);
+        let port = config.port.unwrap_or(0);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| anyhow::anyhow!("binding 127.0.0.1:{port}: {e}"))?;
         let addr = listener.local_addr()?;
+        let state = SimState::new(config, &format!("http://{addr}"))?;
         let shutdown = CancellationToken::new();
         let app = router(state.clone());
         let stop = shutdown.clone();
@@ -134,8 +136,8 @@ impl SimHandle {
         &self.state.config.accounts
     }
 
-    /// Moves simulated time forward and runs the due work (expiry, reminders); returns
-    /// the reminder deliveries made.
+    /// Moves simulated time forward and runs the due work (scheduled call events,
+    /// expiry, reminders); returns the deliveries made.
     pub async fn advance(&self, by: Duration) -> Vec<DeliveryRecord> {
         self.state.clock.advance(by);
         delivery::tick(&self.state).await
@@ -208,14 +210,56 @@ impl SimHandle {
         event: &str,
         body: Value,
     ) -> anyhow::Result<Vec<DeliveryRecord>> {
-        let account = self
-            .state
+        let account = self.account_index(account_id)?;
+        Ok(delivery::deliver(&self.state, account, event, &body).await)
+    }
+
+    /// Generates a call of `scenario` on account `account_id` starting now; its
+    /// notifications are delivered as the clock reaches their times (the first ones at
+    /// once). Use [`SimHandle::complete_calls`] or [`SimHandle::advance`] for the rest.
+    ///
+    /// # Errors
+    /// When the account does not exist or lacks the extensions the scenario needs.
+    pub async fn run_call(
+        &self,
+        account_id: &str,
+        scenario: CallScenario,
+    ) -> anyhow::Result<GeneratedCall> {
+        let account = self.account_index(account_id)?;
+        let call = calls::start_call(&self.state, account, scenario, self.state.now())
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        delivery::tick(&self.state).await;
+        Ok(call)
+    }
+
+    /// Generates `n` calls of random scenarios on random accounts, a few simulated
+    /// seconds apart, and delivers what is due now.
+    pub async fn run_random_calls(&self, n: usize) -> Vec<GeneratedCall> {
+        let out = calls::start_random_calls(&self.state, n);
+        delivery::tick(&self.state).await;
+        out
+    }
+
+    /// Advances the clock to the last scheduled call notification (if any is pending)
+    /// and delivers everything due; returns the deliveries made.
+    pub async fn complete_calls(&self) -> Vec<DeliveryRecord> {
+        let now = self.state.now();
+        if let Some(last) = calls::last_pending(&self.state)
+            && let Ok(gap) = (last - now).to_std()
+        {
+            // The clock counts whole milliseconds: round up so the last event is due.
+            self.state.clock.advance(gap + Duration::from_millis(1));
+        }
+        delivery::tick(&self.state).await
+    }
+
+    fn account_index(&self, account_id: &str) -> anyhow::Result<usize> {
+        self.state
             .config
             .accounts
             .iter()
             .position(|a| a.id == account_id)
-            .ok_or_else(|| anyhow::anyhow!("no simulated account {account_id}"))?;
-        Ok(delivery::deliver(&self.state, account, event, &body).await)
+            .ok_or_else(|| anyhow::anyhow!("no simulated account {account_id}"))
     }
 
     /// Every API request answered so far (not the `/sim/…` ones).

@@ -10,6 +10,7 @@ use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::error::ApiError;
 use crate::ratelimit::Limiter;
+use crate::telephony::TelephonyState;
 
 /// One OAuth session: the live access and refresh token of one login.
 #[derive(Debug, Clone)]
@@ -217,6 +218,17 @@ pub(crate) struct Inner {
     pub deliveries: Vec<DeliveryRecord>,
     pub token_requests: Vec<TokenRequest>,
     pub too_many_requests: u64,
+    /// Notifications scheduled for later (call events), delivered by `tick` when due.
+    pub pending: Vec<Pending>,
+}
+
+/// A notification waiting for its simulated time.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub at: DateTime<Utc>,
+    pub account: usize,
+    pub event: String,
+    pub body: serde_json::Value,
 }
 
 /// State shared by the server, the background work and the handle.
@@ -226,6 +238,7 @@ pub(crate) struct SimState {
     pub clock: SimClock,
     pub http: reqwest::Client,
     inner: Mutex<Inner>,
+    telephony: Mutex<TelephonyState>,
 }
 
 /// The authenticated caller of an API request.
@@ -235,7 +248,7 @@ pub(crate) struct Caller {
 }
 
 impl SimState {
-    pub fn new(config: SimConfig) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: SimConfig, base_url: &str) -> anyhow::Result<Arc<Self>> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -244,12 +257,19 @@ impl SimState {
             config,
             http,
             inner: Mutex::new(Inner::default()),
+            telephony: Mutex::new(TelephonyState::new(base_url, rand::random())),
         }))
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a simulator bug; keep serving anyway.
         self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn telephony(&self) -> MutexGuard<'_, TelephonyState> {
+        self.telephony
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

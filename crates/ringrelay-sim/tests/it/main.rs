@@ -1,5 +1,6 @@
 //! End-to-end tests of the simulator over HTTP: one test binary.
 
+mod calls;
 mod control;
 mod delivery;
 mod helpers;
