@@ -14,7 +14,8 @@ use ringrelay::ringcentral::{
     ApiError, ClientSettings, CreateSubscription, GovernorSettings, RetryPolicy, RingCentral,
     SubscriptionStatus,
 };
-use ringrelay_sim::{Fault, JWT_GRANT, RateLimits, Sim, SimConfig, SimHandle};
+use ringrelay::ringcentral::{CallLogQuery, CallLogSync, MessageSync, Priority, VoicemailQuery};
+use ringrelay_sim::{CallScenario, Fault, JWT_GRANT, RateLimits, Sim, SimConfig, SimHandle};
 use tokio_util::sync::CancellationToken;
 
 fn settings(sim: &SimHandle) -> ClientSettings {
@@ -361,5 +362,115 @@ async fn a_429_from_the_simulator_is_waited_out_without_sending_during_the_penal
         "retried {gap} after the 429"
     );
     assert_eq!(sim.too_many_requests(), 1);
+    sim.shutdown().await;
+}
+
+/// Runs `scenarios` on the simulator's first account and waits (simulated time) until
+/// their call-log records are visible.
+async fn run_calls(
+    sim: &SimHandle,
+    scenarios: &[CallScenario],
+) -> Vec<ringrelay_sim::GeneratedCall> {
+    let account = sim.accounts()[0].id.clone();
+    let mut calls = Vec::new();
+    for s in scenarios {
+        calls.push(sim.run_call(&account, *s).await.unwrap());
+        sim.complete_calls().await;
+    }
+    sim.advance(Duration::from_secs(60)).await;
+    calls
+}
+
+#[tokio::test]
+async fn the_call_log_is_read_page_by_page_and_call_log_sync_goes_from_fsync_to_isync() {
+    let sim = start(SimConfig::default()).await;
+    let rc = client(&sim);
+    let from = sim.clock().now() - chrono::Duration::minutes(5);
+    let calls = run_calls(
+        &sim,
+        &[
+            CallScenario::InboundAnswered,
+            CallScenario::OutboundAnswered,
+            CallScenario::InboundMissed,
+        ],
+    )
+    .await;
+    let expected: usize = calls.iter().map(|c| c.call_log.len()).sum();
+
+    let q = CallLogQuery {
+        per_page: 1,
+        priority: Priority::Backfill,
+        ..CallLogQuery::account(from, None)
+    };
+    let records = rc.call_log(&q).await.unwrap();
+    assert_eq!(records.len(), expected);
+    for c in &calls {
+        assert!(
+            records
+                .iter()
+                .any(|r| r.telephony_session_id.as_deref() == Some(&c.telephony_session_id)),
+            "{} missing",
+            c.telephony_session_id
+        );
+    }
+    let pages = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/call-log?") || r.path.ends_with("/call-log"))
+        .count();
+    assert_eq!(pages, expected, "one request per page of one record");
+
+    let mut sync = CallLogSync {
+        scope: ringrelay::ringcentral::CallLogScope::Account,
+        sync_token: None,
+        date_from: Some(from),
+        record_count: 250,
+        priority: Priority::Live,
+    };
+    let full = rc.call_log_sync(&sync).await.unwrap();
+    assert!(full.full);
+    assert_eq!(full.records.len(), expected);
+    run_calls(&sim, &[CallScenario::HoldResume]).await;
+    sync.sync_token = Some(full.sync_token.clone());
+    let inc = rc.call_log_sync(&sync).await.unwrap();
+    assert!(!inc.full);
+    assert_eq!(inc.records.len(), 1, "only the new call");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn voicemails_are_listed_and_message_sync_returns_new_ones_incrementally() {
+    let sim = start(SimConfig::default()).await;
+    let rc = client(&sim);
+    let from = sim.clock().now() - chrono::Duration::minutes(5);
+    let calls = run_calls(&sim, &[CallScenario::InboundVoicemail]).await;
+    let vm = calls[0].voicemail.as_ref().expect("a voicemail");
+    let list = rc
+        .voicemails(&VoicemailQuery {
+            extension_id: vm.extension_id.clone(),
+            date_from: from,
+            date_to: None,
+            per_page: 100,
+            priority: Priority::Live,
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, vm.message_id.to_string());
+    assert!(list[0].duration_s.is_some());
+
+    let mut req = MessageSync {
+        extension_id: vm.extension_id.clone(),
+        sync_token: None,
+        date_from: Some(from),
+        record_count: 100,
+        priority: Priority::Live,
+    };
+    let full = rc.message_sync(&req).await.unwrap();
+    assert!(full.full);
+    assert_eq!(full.records.len(), 1);
+    req.sync_token = Some(full.sync_token);
+    let inc = rc.message_sync(&req).await.unwrap();
+    assert!(!inc.full);
     sim.shutdown().await;
 }
