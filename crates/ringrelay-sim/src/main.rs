@@ -12,7 +12,8 @@ use ringrelay_sim::{RateLimits, Sim, SimAccount, SimConfig};
 /// API under /sim/… : GET /sim/accounts (credentials), GET /sim/clock, POST /sim/advance
 /// {"seconds":N}, POST /sim/tick, POST|DELETE /sim/faults, GET /sim/subscriptions,
 /// POST /sim/subscriptions/{id}/blacklist, POST /sim/drop-deliveries {"count":N} or
-/// {"seconds":N}, POST /sim/inject {"accountId","event","body"}, GET /sim/requests,
+/// {"seconds":N}, POST /sim/inject {"accountId","event","body"}, POST /sim/calls
+/// {"scenario":"InboundAnswered"} or {"random":N}, POST /sim/complete-calls, GET /sim/requests,
 /// GET /sim/deliveries. See docs/simulator.md.
 #[derive(Debug, Parser)]
 #[command(name = "ringrelay-sim", version)]

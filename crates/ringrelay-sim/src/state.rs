@@ -75,6 +75,7 @@ pub(crate) struct Subscription {
 /// method matches, if given) get `status` with RingCentral's error body for `error_code`,
 /// after an optional real-time `delay_ms` (a long delay simulates a timeout).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Fault {
     /// HTTP method to match (`None` matches any).
     #[serde(default)]

@@ -130,7 +130,12 @@ async fn the_control_api_advances_the_clock_blacklists_and_injects() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(t.token_response().await.status(), 500);
+    let r = t.token_response().await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["errors"][0]["errorCode"],
+        "CMN-203"
+    );
     assert_eq!(t.token_response().await.status(), 200);
     t.shutdown().await;
     rx.stop().await;
