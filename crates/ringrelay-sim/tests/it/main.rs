@@ -4,6 +4,7 @@ mod calls;
 mod control;
 mod delivery;
 mod helpers;
+mod knobs;
 mod oauth;
 mod ratelimit;
 mod schemas;
