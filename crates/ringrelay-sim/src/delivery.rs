@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::filters::matches;
+use crate::filters::accepts;
 use crate::state::{BlacklistedData, DeliveryRecord, DropRule, SimState, rc_time};
 use crate::subscriptions::reap_expired;
 
@@ -54,7 +54,7 @@ pub(crate) async fn deliver(
         .subscriptions
         .iter()
         .filter(|s| s.account == account && s.blacklisted.is_none())
-        .filter(|s| s.filters.iter().any(|f| matches(f, event)))
+        .filter(|s| s.filters.iter().any(|f| accepts(f, event, body)))
         .map(|s| target(state, s))
         .collect();
     let mut out = Vec::new();

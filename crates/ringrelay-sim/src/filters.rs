@@ -109,7 +109,7 @@ pub fn classify(
 /// True when a notification with event path `event` is covered by the expanded `filter`.
 /// An account-level telephony filter also covers the extension paths of that account,
 /// since RingCentral sends extension parties' events with the extension path (§4.1).
-/// Filter query parameters are not applied.
+/// Filter query parameters are not applied here; see [`accepts`].
 pub fn matches(filter: &str, event: &str) -> bool {
     let filter_path = filter.split_once('?').map_or(filter, |(p, _)| p);
     let event_path = event.split_once('?').map_or(event, |(p, _)| p);
@@ -123,6 +123,42 @@ pub fn matches(filter: &str, event: &str) -> bool {
             && event_path.ends_with("/telephony/sessions");
     }
     false
+}
+
+/// True when `filter` covers the notification: its path (see [`matches`]) and, for
+/// telephony filters, the query parameters the guide documents (`direction`,
+/// `missedCall`, `statusCode`, `phoneNumber`), checked against any party of the body.
+/// Other parameters (`sipData`, `withRecordings`) change payloads, not who gets them,
+/// and are ignored.
+pub fn accepts(filter: &str, event: &str, body: &serde_json::Value) -> bool {
+    if !matches(filter, event) {
+        return false;
+    }
+    let Some((path, query)) = filter.split_once('?') else {
+        return true;
+    };
+    if !path.ends_with("/telephony/sessions") {
+        return true;
+    }
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let parties = body["parties"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    params.iter().all(|(key, want)| {
+        parties.iter().any(|p| match key.as_str() {
+            "direction" => p["direction"].as_str() == Some(want.as_str()),
+            "missedCall" => {
+                p["missedCall"].as_bool().map(|b| b.to_string()).as_deref() == Some(want)
+            }
+            "statusCode" => p["status"]["code"].as_str() == Some(want.as_str()),
+            "phoneNumber" => {
+                p["from"]["phoneNumber"].as_str() == Some(want.as_str())
+                    || p["to"]["phoneNumber"].as_str() == Some(want.as_str())
+            }
+            _ => true,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -164,6 +200,23 @@ mod tests {
                 .code,
             "SUB-406"
         );
+    }
+
+    #[test]
+    fn telephony_query_parameters_select_by_party() {
+        let f = "/restapi/v1.0/account/1/telephony/sessions?direction=Inbound&statusCode=Setup";
+        let e = "/restapi/v1.0/account/1/telephony/sessions";
+        let party = |dir: &str, code: &str| serde_json::json!({"parties": [{"direction": dir, "status": {"code": code}, "missedCall": false}]});
+        assert!(accepts(f, e, &party("Inbound", "Setup")));
+        assert!(!accepts(f, e, &party("Outbound", "Setup")));
+        assert!(!accepts(f, e, &party("Inbound", "Answered")));
+        let missed = "/restapi/v1.0/account/1/telephony/sessions?missedCall=true";
+        assert!(!accepts(missed, e, &party("Inbound", "Disconnected")));
+        assert!(accepts(
+            "/restapi/v1.0/account/1/telephony/sessions?sipData=true",
+            e,
+            &party("Inbound", "Setup")
+        ));
     }
 
     #[test]
