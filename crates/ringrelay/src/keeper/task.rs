@@ -322,8 +322,8 @@ impl Keeper {
 
     /// Runs one reconcile (or renewal, or silence check), recording failures and backoff.
     pub async fn step(&mut self, trigger: Trigger) -> StepOutcome {
-        let now = self.ctx.clock.now();
-        let result = self.try_step(trigger, now).await;
+        let started = self.ctx.clock.now();
+        let result = self.try_step(trigger, started).await;
         let now = self.ctx.clock.now();
         let interval = chrono_duration(self.ctx.reconcile_interval);
         let next_wake = match result {
@@ -356,6 +356,12 @@ impl Keeper {
                     .current
                     .as_ref()
                     .is_some_and(|s| s.status == SubscriptionStatus::Active && s.expires_at > now);
+                if !covered
+                    && self.lease.is_some()
+                    && let Err(e) = self.ledger.uncovered(started, GapCause::CreatedLate).await
+                {
+                    tracing::warn!(account = %self.ctx.account, error = %e, "could not record the coverage gap");
+                }
                 self.status.state = if covered {
                     CoverageState::Covered
                 } else {
@@ -557,7 +563,10 @@ impl Keeper {
                 cause: GapCause::Expired,
             };
         }
-        if let Some(u) = p.uncovered {
+        // A first create opens no gap unless it fails (see `step`): nothing was missed yet.
+        if let Some(u) = p.uncovered
+            && u.cause != GapCause::CreatedLate
+        {
             self.ledger.uncovered(u.since, u.cause).await?;
         }
         if let Some(keep) = &p.keep {
