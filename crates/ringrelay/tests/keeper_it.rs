@@ -217,9 +217,10 @@ impl SubscriptionApi for FakeApi {
 struct Tokens(Mutex<Vec<String>>);
 
 impl TokenSink for Tokens {
-    fn set(&self, account: &AccountId, current: Secret, _grace: Duration) {
+    fn set(&self, account: &AccountId, subscription_id: &str, token: Secret, _now: DateTime<Utc>) {
         assert_eq!(account.as_str(), "acme");
-        self.0.lock().unwrap().push(current.expose().to_owned());
+        assert!(!subscription_id.is_empty());
+        self.0.lock().unwrap().push(token.expose().to_owned());
     }
 }
 
@@ -270,7 +271,6 @@ impl Env {
             renew_before: WEEK / 3,
             reconcile_interval: Duration::from_secs(300),
             silence_threshold: Duration::from_secs(1800),
-            token_grace: Duration::from_secs(600),
             retry_base: Duration::from_secs(5),
             api: self.api.clone(),
             store: Arc::clone(&self.store),
@@ -336,14 +336,22 @@ async fn duplicates_and_non_active_ones_of_ours_are_deleted_and_others_never_tou
         .add("https://other.example/hook", &all, Duration::from_secs(5));
     let mut k = e.keeper();
     assert_eq!(k.start().await.state, CoverageState::Covered);
+    // Their tokens are unknown (RingCentral never echoes them): one fresh subscription
+    // replaces them all.
     let ids = e.api.ids();
-    assert_eq!(
-        ids,
-        vec![newest.clone(), foreign.clone()],
-        "old {old}, suspended {suspended}, stale {stale_filters}"
-    );
-    assert_eq!(e.api.count("create"), 0);
-    assert_eq!(k.status().subscription.as_ref().unwrap().id, newest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], foreign);
+    for gone in [&old, &newest, &suspended, &stale_filters] {
+        assert!(!ids.contains(gone));
+    }
+    assert_eq!(e.api.count("create"), 1);
+    assert_eq!(k.status().subscription.as_ref().unwrap().id, ids[1]);
+    // Next time, the one we know is kept and a newer stray of ours is deleted.
+    let stray = e.api.add(ADDRESS, &all, Duration::ZERO);
+    e.advance(Duration::from_secs(1));
+    k.step(Trigger::Reconcile).await;
+    assert_eq!(e.api.ids(), ids, "stray {stray} deleted");
+    assert_eq!(e.api.count("create"), 1);
 }
 
 #[tokio::test]
@@ -720,4 +728,47 @@ async fn the_task_answers_commands_and_releases_its_lease_on_shutdown() {
         .await
         .unwrap();
     assert!(lease.is_some(), "the lease was released");
+}
+
+#[tokio::test]
+async fn the_receiver_registry_learns_the_subscription_and_its_token_and_strays_are_reconciled() {
+    use ringrelay::receiver::{StrayReport, TokenCheck, TokenRegistry};
+    let e = env().await;
+    let registry = TokenRegistry::new(Duration::from_secs(600));
+    let mut ctx = e.ctx("replica-a");
+    ctx.tokens = Arc::new(registry.clone());
+    ctx.clock = Arc::new(ringrelay::ringcentral::SystemClock);
+    let handle = spawn(ctx);
+    let mut watch = handle.watch();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        watch.wait_for(|s| s.state == CoverageState::Covered),
+    )
+    .await
+    .expect("covered in time")
+    .unwrap();
+    let id = e.api.ids()[0].clone();
+    assert_eq!(registry.current_subscription(&acme()), Some(id.clone()));
+    let record = e.store.subscription(&acme()).await.unwrap().unwrap();
+    let token = record.verification_token.unwrap();
+    assert_eq!(
+        registry.check(&acme(), Some(token.expose()), Utc::now()),
+        TokenCheck::Valid
+    );
+    // A stray of ours appears; its first notification makes the keeper reconcile.
+    let stray = e.api.add(ADDRESS, &[SESSIONS], Duration::from_secs(1));
+    assert!(handle.send(Command::Stray(StrayReport {
+        account: acme(),
+        subscription_id: stray.clone(),
+        received_at: Utc::now(),
+    })));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while e.api.ids().contains(&stray) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("stray deleted in time");
+    assert_eq!(e.api.ids(), vec![id]);
+    handle.shutdown().await;
 }

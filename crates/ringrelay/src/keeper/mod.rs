@@ -17,12 +17,12 @@ pub mod gaps;
 pub mod plan;
 pub mod task;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::account::AccountId;
 use crate::config::Secret;
+use crate::receiver::TokenRegistry;
 use crate::ringcentral::{ApiError, CreateSubscription, RingCentral, Subscription};
 
 pub use task::{
@@ -84,8 +84,15 @@ impl SubscriptionApi for RingCentral {
 }
 
 /// Where the keeper puts each subscription's verification token so the receiver accepts
-/// it (the receiver's token registry implements this).
+/// it (implemented by the receiver's [`TokenRegistry`]).
 pub trait TokenSink: Send + Sync + 'static {
-    /// `current` is now the account's token; the previous one stays valid for `grace`.
-    fn set(&self, account: &AccountId, current: Secret, grace: Duration);
+    /// `token` is now the account's token, for subscription `subscription_id`; the one it
+    /// replaces stays valid for the sink's grace period.
+    fn set(&self, account: &AccountId, subscription_id: &str, token: Secret, now: DateTime<Utc>);
+}
+
+impl TokenSink for TokenRegistry {
+    fn set(&self, account: &AccountId, subscription_id: &str, token: Secret, now: DateTime<Utc>) {
+        TokenRegistry::set(self, account, subscription_id, token, now);
+    }
 }

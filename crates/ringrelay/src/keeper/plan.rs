@@ -154,11 +154,15 @@ fn problem(sub: &Subscription, now: DateTime<Utc>, desired: &Desired) -> Option<
     None
 }
 
-/// Decides what to do. `last_event` (the last notification seen) bounds the start of a
-/// blacklisting gap: the earlier of it and `blacklistedAt`.
+/// Decides what to do. `known` is the subscription whose verification token we hold (the
+/// store's record): RingCentral never echoes tokens, so only that one can be kept; every
+/// other subscription at our address is a stray or duplicate and is deleted. `last_event`
+/// (the last notification seen) bounds the start of a blacklisting gap: the earlier of it
+/// and `blacklistedAt`.
 pub fn plan(
     desired: &Desired,
     listed: &[Subscription],
+    known: Option<&str>,
     now: DateTime<Utc>,
     last_event: Option<DateTime<Utc>>,
 ) -> Plan {
@@ -202,9 +206,12 @@ pub fn plan(
             }
         }
     }
-    // Keep the newest valid one.
+    // Keep the one whose token we hold, if it is valid.
     valid.sort_by_key(|s| (s.created_at, s.expires_at));
-    let keep = valid.pop().cloned();
+    let keep = valid
+        .iter()
+        .position(|s| Some(s.id.as_str()) == known)
+        .map(|i| valid.remove(i).clone());
     for dup in valid {
         actions.push(Action::Delete {
             id: dup.id.clone(),

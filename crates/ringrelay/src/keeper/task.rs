@@ -21,6 +21,7 @@ use super::plan::{self, Action, Desired, normalize_filter};
 use super::{SubscriptionApi, TokenSink, explain};
 use crate::account::AccountId;
 use crate::config::{AccountSettings, Secret, Settings};
+use crate::receiver::StrayReport;
 use crate::ringcentral::{
     ApiError, Clock, CreateSubscription, Subscription, SubscriptionStatus, SystemClock,
 };
@@ -72,8 +73,6 @@ pub struct KeeperContext {
     pub reconcile_interval: Duration,
     /// Silence after which the subscription is read back.
     pub silence_threshold: Duration,
-    /// How long the receiver keeps accepting the previous verification token.
-    pub token_grace: Duration,
     /// First retry delay after a failure (doubling up to `reconcile_interval`).
     pub retry_base: Duration,
     /// RingCentral's subscription calls.
@@ -120,7 +119,6 @@ impl KeeperContext {
             renew_before: account.renew_before,
             reconcile_interval: settings.keeper.reconcile_interval,
             silence_threshold: settings.keeper.silence_threshold,
-            token_grace: settings.keeper.token_grace,
             retry_base: Duration::from_secs(5),
             api,
             store,
@@ -248,6 +246,8 @@ pub struct Keeper {
     refused: Vec<DisabledFilter>,
     current: Option<Subscription>,
     token: Option<Secret>,
+    /// The stored subscription id whose token is `token`.
+    known_id: Option<String>,
     last_event: Option<DateTime<Utc>>,
     silence_checked: Option<DateTime<Utc>>,
     status: KeeperStatus,
@@ -290,6 +290,7 @@ impl Keeper {
             refused: Vec::new(),
             current: None,
             token: None,
+            known_id: None,
             last_event: None,
             silence_checked: None,
             status,
@@ -482,10 +483,12 @@ impl Keeper {
                 }
             }
             if let Some(token) = record.verification_token {
+                let now = self.ctx.clock.now();
                 self.ctx
                     .tokens
-                    .set(&self.ctx.account, token.clone(), self.ctx.token_grace);
+                    .set(&self.ctx.account, &record.id, token.clone(), now);
                 self.token = Some(token);
+                self.known_id = Some(record.id);
             }
         }
         Ok(())
@@ -550,7 +553,13 @@ impl Keeper {
         }
         let listed = self.ctx.api.list().await?;
         let desired = self.desired();
-        let mut p = plan::plan(&desired, &listed, now, self.last_event);
+        let known = self.token.as_ref().and(
+            self.current
+                .as_ref()
+                .map(|c| c.id.clone())
+                .or(self.known_id.clone()),
+        );
+        let mut p = plan::plan(&desired, &listed, known.as_deref(), now, self.last_event);
         // Ours was there and vanished: uncovered since it stopped delivering.
         if p.keep.is_none()
             && let (Some(prev), Some(u)) = (&self.current, p.uncovered.as_mut())
@@ -661,14 +670,14 @@ impl Keeper {
                 expires_in: desired.expires_in,
                 verification_token: Some(token.clone()),
             };
-            // The receiver accepts the new token before RingCentral can use it.
-            self.ctx
-                .tokens
-                .set(&self.ctx.account, token.clone(), self.ctx.token_grace);
             match self.ctx.api.create(&request).await {
                 Ok(sub) => {
                     tracing::info!(account = %self.ctx.account, id = %sub.id, "subscription created");
                     self.remember_refusals(&sub);
+                    let now = self.ctx.clock.now();
+                    self.ctx
+                        .tokens
+                        .set(&self.ctx.account, &sub.id, token.clone(), now);
                     self.token = Some(token);
                     self.current = Some(sub);
                     return Ok(());
@@ -731,11 +740,8 @@ pub enum Command {
     Reconcile,
     /// A renewal-reminder event arrived: renew now.
     Reminder,
-    /// A notification arrived for a subscription id the account does not own.
-    Stray {
-        /// The unknown subscription id.
-        subscription_id: String,
-    },
+    /// A notification arrived from a subscription that is not the account's current one.
+    Stray(StrayReport),
     /// A notification for the account arrived at this time.
     Event {
         /// When.
@@ -812,7 +818,7 @@ async fn run(
             () = clock.sleep(wait) => Trigger::Timer,
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(Command::Reconcile | Command::Stray { .. }) => Trigger::Reconcile,
+                Some(Command::Reconcile | Command::Stray(_)) => Trigger::Reconcile,
                 Some(Command::Reminder) => Trigger::Reminder,
                 Some(Command::Event { at }) => {
                     keeper.note_event(at);
