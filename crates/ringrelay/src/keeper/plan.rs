@@ -268,4 +268,67 @@ mod tests {
             normalize_filter("/restapi/v1.0/account/~/extension/~/voicemail")
         );
     }
+
+    fn sub(id: &str, address: &str, expires_in_h: i64, now: DateTime<Utc>) -> Subscription {
+        Subscription {
+            id: id.into(),
+            status: SubscriptionStatus::Active,
+            created_at: Some(now),
+            expires_at: now + chrono::Duration::hours(expires_in_h),
+            address: Some(address.into()),
+            transport_type: Some("WebHook".into()),
+            event_filters: vec!["/restapi/v1.0/account/1/telephony/sessions".into()],
+            disabled_filters: Vec::new(),
+            blacklisted: None,
+            verification_token: None,
+        }
+    }
+
+    fn desired() -> Desired {
+        Desired {
+            address: "https://r/webhooks/ringcentral/a".into(),
+            event_filters: vec!["/restapi/v1.0/account/~/telephony/sessions".into()],
+            expires_in: Duration::from_secs(7 * 86_400),
+            renew_before: Duration::from_secs(56 * 3600),
+        }
+    }
+
+    #[test]
+    fn the_known_subscription_is_renewed_only_inside_the_renewal_window() {
+        let now = Utc::now();
+        let d = desired();
+        let fresh = [sub("k", &d.address, 100, now)];
+        let p = plan(&d, &fresh, Some("k"), now, None);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.uncovered.is_none());
+        let due = [sub("k", &d.address, 50, now)];
+        let p = plan(&d, &due, Some("k"), now, None);
+        assert_eq!(p.actions, vec![Action::Renew { id: "k".into() }]);
+    }
+
+    #[test]
+    fn an_expired_one_is_deleted_and_uncovered_since_its_expiry() {
+        let now = Utc::now();
+        let d = desired();
+        let gone = [sub("k", &d.address, -2, now)];
+        let p = plan(&d, &gone, Some("k"), now, None);
+        assert_eq!(p.actions.len(), 2);
+        assert_eq!(p.actions[1], Action::Create);
+        let u = p.uncovered.unwrap();
+        assert_eq!(u.cause, GapCause::Expired);
+        assert_eq!(u.since, now - chrono::Duration::hours(2));
+    }
+
+    #[test]
+    fn a_full_limit_of_foreign_subscriptions_is_flagged_before_creating() {
+        let now = Utc::now();
+        let d = desired();
+        let listed: Vec<Subscription> = (0..SUBSCRIPTION_LIMIT)
+            .map(|i| sub(&format!("f{i}"), "https://elsewhere/x", 100, now))
+            .collect();
+        let p = plan(&d, &listed, None, now, None);
+        assert_eq!(p.foreign, SUBSCRIPTION_LIMIT);
+        assert_eq!(p.limit_blocked, Some(SUBSCRIPTION_LIMIT));
+        assert_eq!(p.actions, vec![Action::Create]);
+    }
 }
