@@ -43,15 +43,19 @@ fn acme() -> AccountId {
 }
 
 async fn world() -> World {
+    world_with(30).await
+}
+
+async fn world_with(max_subscriptions: usize) -> World {
     let dir = tempfile::tempdir().unwrap();
     let url = ringrelay::config::StoreUrl::Sqlite(dir.path().join("k.db"));
     let store = store::open(&url, &OpenOptions::default()).await.unwrap();
-    let sim = Sim::start(SimConfig::default().with_rate_limits(RateLimits {
+    let mut config = SimConfig::default().with_rate_limits(RateLimits {
         enabled: false,
         ..RateLimits::default()
-    }))
-    .await
-    .unwrap();
+    });
+    config.max_subscriptions = max_subscriptions;
+    let sim = Sim::start(config).await.unwrap();
     let tokens = TokenRegistry::new(Duration::from_secs(600));
     let state = ReceiverState::new(
         Arc::clone(&store),
@@ -296,5 +300,82 @@ async fn a_reminder_event_leads_to_a_renewal() {
         "{before} → {after}"
     );
     assert_eq!(w.subscriptions().len(), 1);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_webhook_url_is_explained_and_retried() {
+    let w = world().await;
+    // The receiver does not know this account: the handshake fails.
+    let mut ctx = w.ctx();
+    ctx.address = w.address("nobody");
+    let mut k = Keeper::new(ctx);
+    let out = k.start().await;
+    assert_eq!(out.state, CoverageState::Uncovered);
+    let err = k.status().last_error.clone().unwrap();
+    assert!(
+        err.contains(&format!(
+            "RingCentral could not validate {}",
+            w.address("nobody")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("reachable from the internet"), "{err}");
+    assert_eq!(k.status().failures, 1);
+    assert!(
+        out.next_wake - ringrelay::ringcentral::Clock::now(&w.sim.clock())
+            <= chrono::Duration::seconds(5)
+    );
+    assert!(w.subscriptions().is_empty());
+    // Still failing: backoff grows.
+    w.sim.advance(Duration::from_secs(5)).await;
+    k.step(Trigger::Timer).await;
+    assert_eq!(k.status().failures, 2);
+    let gaps = w.store.gaps(Some(&acme()), None).await.unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert!(gaps[0].until.is_none(), "uncovered until a create succeeds");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_limit_recovers_from_our_strays_and_names_foreign_ones() {
+    // Our stray fills the limit: deleted, then the create succeeds.
+    let w = world_with(2).await;
+    let req = |address: String| CreateSubscription {
+        event_filters: vec![SESSIONS.to_owned()],
+        address,
+        expires_in: WEEK,
+        verification_token: None,
+    };
+    w.api.create(&req(w.address("beta"))).await.unwrap();
+    let stray = w.api.create(&req(w.address("acme"))).await.unwrap().id;
+    let mut k = w.keeper();
+    assert_eq!(
+        k.start().await.state,
+        CoverageState::Covered,
+        "{:?}",
+        k.status()
+    );
+    let ids: Vec<String> = w
+        .subscriptions()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&stray));
+    w.stop().await;
+
+    // Foreign ones fill it: a clear error, nothing of theirs touched.
+    let w = world_with(2).await;
+    w.api.create(&req(w.address("beta"))).await.unwrap();
+    w.api.create(&req(w.address("beta"))).await.unwrap();
+    let mut k = w.keeper();
+    assert_eq!(k.start().await.state, CoverageState::Uncovered);
+    let err = k.status().last_error.clone().unwrap();
+    assert!(
+        err.contains("reached by 2 subscriptions that are not ringrelay's"),
+        "{err}"
+    );
+    assert_eq!(w.subscriptions().len(), 2);
     w.stop().await;
 }
