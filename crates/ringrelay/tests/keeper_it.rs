@@ -272,6 +272,7 @@ impl Env {
             reconcile_interval: Duration::from_secs(300),
             silence_threshold: Duration::from_secs(1800),
             retry_base: Duration::from_secs(5),
+            start_spread: Duration::ZERO,
             api: self.api.clone(),
             store: Arc::clone(&self.store),
             tokens: self.tokens.clone(),
@@ -771,4 +772,42 @@ async fn the_receiver_registry_learns_the_subscription_and_its_token_and_strays_
     .expect("stray deleted in time");
     assert_eq!(e.api.ids(), vec![id]);
     handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_context_comes_from_the_settings() {
+    let e = env().await;
+    let toml = r#"
+[server]
+public_url = "https://relay.example/"
+
+[[accounts]]
+id = "acme"
+client_id = "cid"
+client_secret = "s"
+jwt = "j"
+"#;
+    let settings = ringrelay::config::load(toml, &std::collections::HashMap::new()).unwrap();
+    let ctx = KeeperContext::new(
+        &settings,
+        &settings.accounts[0],
+        e.api.clone(),
+        Arc::clone(&e.store),
+        e.tokens.clone(),
+        "replica-a",
+    );
+    assert_eq!(ctx.address, ADDRESS);
+    assert_eq!(
+        ctx.event_filters.len(),
+        settings.accounts[0].event_filters.len() + 1
+    );
+    assert!(
+        ctx.event_filters
+            .last()
+            .unwrap()
+            .starts_with("/restapi/v1.0/subscription/~?")
+    );
+    assert_eq!(ctx.reconcile_interval, settings.keeper.reconcile_interval);
+    assert!(ctx.start_spread <= Duration::from_secs(30));
+    assert!(ctx.renew_before < ctx.expires_in);
 }

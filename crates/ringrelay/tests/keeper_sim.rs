@@ -128,6 +128,7 @@ impl World {
             reconcile_interval: Duration::from_secs(300),
             silence_threshold: Duration::from_secs(1800),
             retry_base: Duration::from_secs(5),
+            start_spread: Duration::ZERO,
             api: self.api.clone(),
             store: Arc::clone(&self.store),
             tokens: Arc::new(self.tokens.clone()),

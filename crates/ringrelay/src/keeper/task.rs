@@ -75,6 +75,9 @@ pub struct KeeperContext {
     pub silence_threshold: Duration,
     /// First retry delay after a failure (doubling up to `reconcile_interval`).
     pub retry_base: Duration,
+    /// The spawned task waits a random time up to this before its first step, so many
+    /// accounts do not create, list and renew in the same second.
+    pub start_spread: Duration,
     /// RingCentral's subscription calls.
     pub api: Arc<dyn SubscriptionApi>,
     /// The store.
@@ -120,6 +123,7 @@ impl KeeperContext {
             reconcile_interval: settings.keeper.reconcile_interval,
             silence_threshold: settings.keeper.silence_threshold,
             retry_base: Duration::from_secs(5),
+            start_spread: (settings.keeper.reconcile_interval / 10).min(Duration::from_secs(30)),
             api,
             store,
             tokens,
@@ -805,6 +809,14 @@ async fn run(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let clock = Arc::clone(&keeper.ctx.clock);
+    let spread = u64::try_from(keeper.ctx.start_spread.as_millis()).unwrap_or(u64::MAX);
+    if spread > 0 {
+        let delay = Duration::from_millis(rand::rng().random_range(0..=spread));
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = clock.sleep(delay) => {}
+        }
+    }
     let mut outcome = tokio::select! {
         () = stop.cancelled() => return,
         o = keeper.start() => o,
