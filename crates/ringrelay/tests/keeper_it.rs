@@ -811,3 +811,31 @@ jwt = "j"
     assert!(ctx.start_spread <= Duration::from_secs(30));
     assert!(ctx.renew_before < ctx.expires_in);
 }
+
+#[tokio::test]
+async fn a_subscription_that_expires_while_ringcentral_is_unreachable_is_a_gap_from_its_expiry() {
+    let e = env().await;
+    let mut k = e.keeper();
+    k.start().await;
+    let expires_at = k.status().subscription.clone().unwrap().expires_at;
+    e.advance(WEEK + Duration::from_secs(60));
+    e.api.with(|s| {
+        s.fail
+            .push_back(("list", ApiError::Transport("connection refused".into())))
+    });
+    let out = k.step(Trigger::Timer).await;
+    assert_eq!(out.state, CoverageState::Uncovered);
+    let gaps = e.gaps().await;
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].cause, GapCause::Expired);
+    assert_close(gaps[0].from, expires_at);
+    assert!(
+        k.status()
+            .last_error
+            .clone()
+            .unwrap()
+            .contains("could not be reached")
+    );
+    assert_eq!(k.step(Trigger::Timer).await.state, CoverageState::Covered);
+    assert!(e.gaps().await[0].until.is_some());
+}

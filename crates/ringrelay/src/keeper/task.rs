@@ -361,9 +361,13 @@ impl Keeper {
                     .current
                     .as_ref()
                     .is_some_and(|s| s.status == SubscriptionStatus::Active && s.expires_at > now);
+                let (since, cause) = match &self.current {
+                    Some(s) if s.expires_at <= now => (s.expires_at, GapCause::Expired),
+                    _ => (started, GapCause::CreatedLate),
+                };
                 if !covered
                     && self.lease.is_some()
-                    && let Err(e) = self.ledger.uncovered(started, GapCause::CreatedLate).await
+                    && let Err(e) = self.ledger.uncovered(since, cause).await
                 {
                     tracing::warn!(account = %self.ctx.account, error = %e, "could not record the coverage gap");
                 }
