@@ -821,7 +821,7 @@ async fn a_subscription_that_expires_while_ringcentral_is_unreachable_is_a_gap_f
     e.advance(WEEK + Duration::from_secs(60));
     e.api.with(|s| {
         s.fail
-            .push_back(("list", ApiError::Transport("connection refused".into())))
+            .push_back(("list", ApiError::Transport("connection refused".into())));
     });
     let out = k.step(Trigger::Timer).await;
     assert_eq!(out.state, CoverageState::Uncovered);
