@@ -15,6 +15,7 @@
 //! - [`receiver`]: the webhook endpoint RingCentral calls.
 //! - [`processor`]: inbox → activities (telephony state machine, voicemail).
 //! - [`delivery`]: sinks, signing, retry policy, replay.
+//! - [`keeper`]: one Active subscription per account, renewals, the coverage ledger.
 
 pub mod account;
 pub mod activity;
@@ -23,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod keeper;
 pub mod pipeline;
 pub mod processor;
 pub mod receiver;
