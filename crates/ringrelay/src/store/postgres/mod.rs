@@ -6,6 +6,7 @@
 //! server is back. Connections use no TLS (run it on a private network or a local socket).
 
 mod impl_store;
+mod rows;
 mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -5,6 +5,8 @@
 
 mod impl_store;
 mod inbox;
+mod ops;
+mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
