@@ -161,6 +161,7 @@ impl Store for PostgresStore {
         Ok(v.pop().unwrap_or_default())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
     async fn insert_activities(
         &self,
         activities: Vec<NewActivity>,
@@ -190,6 +191,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink, owner))]
     async fn claim_deliveries(
         &self,
         sink: &str,
@@ -228,6 +230,7 @@ impl Store for PostgresStore {
         r.iter().map(|row| claimed_row(row, sink, until)).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id, attempt))]
     async fn complete_delivery(
         &self,
         id: i64,
@@ -292,6 +295,7 @@ impl Store for PostgresStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         let n = self
             .exec(
@@ -316,6 +320,7 @@ impl Store for PostgresStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn replay(
         &self,
         sink: &str,
@@ -347,6 +352,7 @@ impl Store for PostgresStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn set_sink_disabled(
         &self,
         sink: &str,
@@ -435,6 +441,7 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc, cause = %cause))]
     async fn open_gap(
         &self,
         acc: &AccountId,
@@ -454,6 +461,7 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Conflict("the open gap was closed meanwhile".into()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc))]
     async fn close_gap(
         &self,
         acc: &AccountId,
@@ -491,6 +499,7 @@ impl Store for PostgresStore {
         self.query(&sql, &[&limit(n)], gap_row).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn mark_gap_backfilled(
         &self,
         id: i64,
@@ -564,6 +573,7 @@ impl Store for PostgresStore {
         .map(drop)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(name, owner))]
     async fn acquire_lease(
         &self,
         name: &str,
@@ -681,6 +691,7 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune(
         &self,
         now: DateTime<Utc>,

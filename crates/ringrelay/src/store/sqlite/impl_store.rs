@@ -53,6 +53,7 @@ impl Store for SqliteStore {
         self.read(inbox::stats).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
     async fn insert_activities(
         &self,
         activities: Vec<NewActivity>,
@@ -76,6 +77,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink, owner))]
     async fn claim_deliveries(
         &self,
         sink: &str,
@@ -90,6 +92,7 @@ impl Store for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id, attempt))]
     async fn complete_delivery(
         &self,
         id: i64,
@@ -127,6 +130,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write(move |t| {
             let state: Option<String> = t
@@ -153,6 +157,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn replay(
         &self,
         sink: &str,
@@ -193,6 +198,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn set_sink_disabled(
         &self,
         sink: &str,
@@ -309,6 +315,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc, cause = %cause))]
     async fn open_gap(
         &self,
         acc: &AccountId,
@@ -332,6 +339,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc))]
     async fn close_gap(
         &self,
         acc: &AccountId,
@@ -376,6 +384,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn mark_gap_backfilled(
         &self,
         id: i64,
@@ -459,6 +468,7 @@ impl Store for SqliteStore {
         self.write(move |t| set_cursor(t, &u)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(name, owner))]
     async fn acquire_lease(
         &self,
         name: &str,
@@ -576,6 +586,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune(
         &self,
         now: DateTime<Utc>,
