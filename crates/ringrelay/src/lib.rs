@@ -18,6 +18,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
