@@ -5,7 +5,8 @@
 //!
 //! - the HTTP surface (webhook receiver, health, metrics, admin API, status page);
 //! - the processor (inbox → activities + deliveries);
-//! - per account: the call-log / voicemail sync;
+//! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
+//!   voicemail sync;
 //! - the gap backfill and the retention pruning.
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::account::AccountId;
 use crate::activity::Activity;
 use crate::config::{self, Settings};
+use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
 use crate::pipeline::process::Processor;
 use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
 use crate::pipeline::{PipelineEvent, SinkRouter};
@@ -66,6 +68,7 @@ pub struct Application {
     router: SinkRouter,
     options: AppOptions,
     owner: String,
+    clock: Arc<dyn Clock>,
 }
 
 fn default_owner() -> String {
@@ -174,6 +177,7 @@ impl Application {
             router,
             options,
             owner,
+            clock,
         })
     }
 
@@ -208,6 +212,7 @@ impl Application {
             router,
             options,
             owner,
+            clock,
         } = self;
         tracing::info!(
             owner,
@@ -223,6 +228,25 @@ impl Application {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<PipelineEvent>();
         let processor = Processor::new(store.clone(), router.clone()).with_events(events_tx);
         parts.spawn(processor.run(stop_parts.clone(), wake.clone(), Duration::from_millis(200)));
+
+        // One keeper per account (leased in the store, so one across replicas).
+        let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
+            std::collections::HashMap::new();
+        for (account, client) in settings.accounts.iter().zip(&clients) {
+            let api: Arc<dyn SubscriptionApi> = Arc::new(client.clone());
+            let token_sink: Arc<dyn TokenSink> = Arc::new(tokens.clone());
+            let ctx = KeeperContext::new(
+                &settings,
+                account,
+                api,
+                store.clone(),
+                token_sink,
+                owner.clone(),
+            )
+            .with_clock(clock.clone());
+            keepers.insert(account.id.clone(), keeper::spawn(ctx));
+        }
+        let keepers = Arc::new(keepers);
 
         // Sync per account, and the gap backfill.
         let mut triggers = std::collections::HashMap::new();
@@ -253,6 +277,7 @@ impl Application {
 
         // Route what the processor reports.
         {
+            let keepers_for_events = keepers.clone();
             let stop = stop_parts.clone();
             parts.spawn(async move {
                 loop {
@@ -273,6 +298,9 @@ impl Application {
                         }
                         PipelineEvent::RenewalReminder { account } => {
                             tracing::info!(%account, "renewal reminder received");
+                            if let Some(k) = keepers_for_events.get(&account) {
+                                k.send(Command::Reminder);
+                            }
                         }
                     }
                 }
@@ -304,8 +332,22 @@ impl Application {
         }
 
         // The HTTP surface: the receiver wakes the processor after each stored notification.
-        let (stray_tx, stray_rx) = mpsc::channel::<StrayReport>(256);
-        drop(stray_rx);
+        let (stray_tx, mut stray_rx) = mpsc::channel::<StrayReport>(256);
+        {
+            let keepers = keepers.clone();
+            let stop = stop_parts.clone();
+            parts.spawn(async move {
+                loop {
+                    let report = tokio::select! {
+                        () = stop.cancelled() => return,
+                        r = stray_rx.recv() => match r { Some(r) => r, None => return },
+                    };
+                    if let Some(k) = keepers.get(&report.account) {
+                        k.send(Command::Stray(report));
+                    }
+                }
+            });
+        }
         let accounts: Vec<AccountId> = settings.accounts.iter().map(|a| a.id.clone()).collect();
         let receiver_state = ReceiverState::new(
             store.clone(),
@@ -314,7 +356,13 @@ impl Application {
             ReceiverLimits::from_settings(&settings.server),
         )
         .with_stray_reports(stray_tx);
-        let app = http_router(receiver::router(receiver_state), wake, &settings);
+        let app = http_router(
+            receiver::router(receiver_state),
+            wake,
+            keepers.clone(),
+            clock.clone(),
+            &settings,
+        );
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -332,6 +380,16 @@ impl Application {
                 tracing::error!(error = %e, "a part of ringrelay panicked");
             }
         }
+        if let Ok(keepers) = Arc::try_unwrap(keepers) {
+            for (_, k) in keepers {
+                k.shutdown().await;
+            }
+        }
+        for client in &clients {
+            if let Err(e) = client.revoke().await {
+                tracing::debug!(account = %client.account(), error = %e, "token revoke failed");
+            }
+        }
         tracing::info!("ringrelay stopped");
         served
     }
@@ -339,18 +397,37 @@ impl Application {
 
 /// The HTTP surface around the receiver: `/healthz`, the request time limit (503, so
 /// RingCentral retries), and a processor wake-up after each accepted webhook.
-fn http_router(receiver: Router, wake: Arc<Notify>, settings: &Settings) -> Router {
+fn http_router(
+    receiver: Router,
+    wake: Arc<Notify>,
+    keepers: Arc<std::collections::HashMap<AccountId, KeeperHandle>>,
+    clock: Arc<dyn Clock>,
+    settings: &Settings,
+) -> Router {
     let timeout = settings.server.request_timeout;
     receiver
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let wake = wake.clone();
+                let keepers = keepers.clone();
+                let clock = clock.clone();
                 async move {
-                    let webhook = req.uri().path().starts_with("/webhooks/");
+                    let handshake = req.headers().contains_key("validation-token");
+                    let account = req
+                        .uri()
+                        .path()
+                        .strip_prefix("/webhooks/ringcentral/")
+                        .and_then(|a| AccountId::parse(a).ok());
                     let resp = next.run(req).await;
-                    if webhook && resp.status().is_success() {
+                    if let Some(account) = account
+                        && !handshake
+                        && resp.status().is_success()
+                    {
                         wake.notify_one();
+                        if let Some(k) = keepers.get(&account) {
+                            k.send(Command::Event { at: clock.now() });
+                        }
                     }
                     resp
                 }
