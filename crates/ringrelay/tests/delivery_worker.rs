@@ -472,6 +472,7 @@ async fn a_hanging_sink_does_not_delay_a_healthy_one() {
         ],
         &options(),
         &worker::system_clock(),
+        &Arc::new(tokio::sync::Notify::new()),
         &shutdown,
         &tracker,
     );

@@ -78,6 +78,7 @@ pub struct Worker {
     options: WorkerOptions,
     clock: Clock,
     health: SinkHealth,
+    wakeup: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -104,7 +105,16 @@ impl Worker {
             options,
             clock,
             health: SinkHealth::default(),
+            wakeup: None,
         }
+    }
+
+    /// Wakes the idle worker when `wakeup` is notified (the processor notifies after it
+    /// stores new deliveries), so a new activity does not wait for the next idle poll.
+    #[must_use]
+    pub fn with_wakeup(mut self, wakeup: Arc<tokio::sync::Notify>) -> Self {
+        self.wakeup = Some(wakeup);
+        self
     }
 
     /// The sink's health as the circuit breaker sees it.
@@ -147,8 +157,24 @@ impl Worker {
             }
         });
         let results = futures::future::join_all(sends).await;
+        let mut completions = Vec::with_capacity(claimed.len());
         for (delivery, (outcome, took)) in claimed.iter().zip(results) {
-            self.record(delivery, &outcome, took, &mut stats).await;
+            let result = self.record(delivery, &outcome, took, &mut stats).await;
+            completions.push((delivery, result));
+        }
+        // Record the outcomes concurrently (each is its own store write).
+        let now = (self.clock)();
+        let store = &self.store;
+        let writes = completions.into_iter().map(|(d, result)| async move {
+            (
+                d,
+                store.complete_delivery(d.id, d.attempt, now, result).await,
+            )
+        });
+        for (d, written) in futures::future::join_all(writes).await {
+            if let Err(e) = written {
+                tracing::warn!(sink = %name, delivery = d.id, error = %e, "cannot record the delivery outcome; it will be claimed again");
+            }
         }
         Ok(stats)
     }
@@ -159,7 +185,7 @@ impl Worker {
         outcome: &AttemptOutcome,
         took: Duration,
         stats: &mut RoundStats,
-    ) {
+    ) -> DeliveryResult {
         let name = self.sink.name.clone();
         let now = (self.clock)();
         metrics::counter!("ringrelay_delivery_attempts_total", "sink" => name.clone(), "outcome" => outcome.label())
@@ -175,7 +201,7 @@ impl Worker {
             AttemptOutcome::Gone => (Some(410), "HTTP 410 Gone".to_owned()),
             AttemptOutcome::Delivered => (None, String::new()),
         };
-        let result = match decision {
+        match decision {
             Decision::Delivered => {
                 self.health.success();
                 stats.delivered += 1;
@@ -216,13 +242,6 @@ impl Worker {
                     status,
                 }
             }
-        };
-        if let Err(e) = self
-            .store
-            .complete_delivery(delivery.id, delivery.attempt, now, result)
-            .await
-        {
-            tracing::warn!(sink = %name, delivery = delivery.id, error = %e, "cannot record the delivery outcome; it will be claimed again");
         }
     }
 
@@ -257,37 +276,48 @@ impl Worker {
         let name = self.sink.name.clone();
         tracing::info!(sink = %name, "delivery worker started");
         while !shutdown.is_cancelled() {
-            let pause = match self.run_once().await {
-                Ok(stats) if stats.claimed == 0 => self.options.idle_poll,
-                Ok(_) => self.health.backoff(),
+            let (pause, idle) = match self.run_once().await {
+                Ok(stats) if stats.claimed == 0 => (self.options.idle_poll, true),
+                Ok(_) => (self.health.backoff(), false),
                 Err(e) => {
                     tracing::warn!(sink = %name, error = %e, "cannot claim deliveries");
-                    self.options.idle_poll.max(Duration::from_secs(1))
+                    (self.options.idle_poll.max(Duration::from_secs(1)), false)
                 }
             };
             if pause.is_zero() {
                 continue;
             }
+            let wakeup = self.wakeup.clone().filter(|_| idle);
+            let woken = async move {
+                match wakeup {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
+                () = woken => {}
             }
         }
         tracing::info!(sink = %name, "delivery worker stopped");
     }
 }
 
-/// Starts one worker per sink on `tracker`; each stops when `shutdown` is cancelled.
+/// Starts one worker per sink on `tracker`; each stops when `shutdown` is cancelled and
+/// wakes early when `wakeup` is notified (`notify_waiters` after storing deliveries).
 pub fn spawn_all(
     store: &Arc<dyn Store>,
     sinks: Vec<ConfiguredSink>,
     options: &WorkerOptions,
     clock: &Clock,
+    wakeup: &Arc<tokio::sync::Notify>,
     shutdown: &CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) {
     for sink in sinks {
-        let worker = Worker::new(Arc::clone(store), sink, options.clone(), Arc::clone(clock));
+        let worker = Worker::new(Arc::clone(store), sink, options.clone(), Arc::clone(clock))
+            .with_wakeup(Arc::clone(wakeup));
         tracker.spawn(worker.run(shutdown.clone()));
     }
 }
