@@ -4,7 +4,7 @@
 //! shutdown token fires:
 //!
 //! - the HTTP surface (webhook receiver, health, metrics, admin API, status page);
-//! - the processor (inbox → activities + deliveries);
+//! - the processor (inbox → activities + deliveries) and one delivery worker per sink;
 //! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
 //!   voicemail sync;
 //! - the gap backfill and the retention pruning.
@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::account::AccountId;
 use crate::activity::Activity;
 use crate::config::{self, Settings};
+use crate::delivery::{self, ConfiguredSink};
 use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
 use crate::pipeline::process::Processor;
 use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
@@ -69,6 +70,7 @@ pub struct Application {
     options: AppOptions,
     owner: String,
     clock: Arc<dyn Clock>,
+    sinks: Vec<ConfiguredSink>,
 }
 
 fn default_owner() -> String {
@@ -161,6 +163,14 @@ impl Application {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let router = sink_router(&settings)?;
+        let mut sinks = Vec::new();
+        for sink in &settings.sinks {
+            sinks.push(
+                delivery::build(sink)
+                    .await
+                    .with_context(|| format!("sink {:?}", sink.name))?,
+            );
+        }
         let listener = match options.listener.take() {
             Some(l) => l,
             None => TcpListener::bind(settings.server.listen)
@@ -178,6 +188,7 @@ impl Application {
             options,
             owner,
             clock,
+            sinks,
         })
     }
 
@@ -213,6 +224,7 @@ impl Application {
             options,
             owner,
             clock,
+            sinks,
         } = self;
         tracing::info!(
             owner,
@@ -226,8 +238,27 @@ impl Application {
         // Processor, and the events it raises.
         let wake = Arc::new(Notify::new());
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<PipelineEvent>();
-        let processor = Processor::new(store.clone(), router.clone()).with_events(events_tx);
+        let delivery_wakeup = Arc::new(Notify::new());
+        let processor = Processor::new(store.clone(), router.clone())
+            .with_events(events_tx)
+            .with_delivery_wakeup(delivery_wakeup.clone());
         parts.spawn(processor.run(stop_parts.clone(), wake.clone(), Duration::from_millis(200)));
+
+        // One delivery worker per sink.
+        let workers = tokio_util::task::TaskTracker::new();
+        delivery::worker::spawn_all(
+            &store,
+            sinks,
+            &delivery::worker::WorkerOptions {
+                owner: owner.clone(),
+                ..delivery::worker::WorkerOptions::default()
+            },
+            &delivery::worker::system_clock(),
+            &delivery_wakeup,
+            &stop_parts,
+            &workers,
+        );
+        workers.close();
 
         // One keeper per account (leased in the store, so one across replicas).
         let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
@@ -380,6 +411,7 @@ impl Application {
                 tracing::error!(error = %e, "a part of ringrelay panicked");
             }
         }
+        workers.wait().await;
         if let Ok(keepers) = Arc::try_unwrap(keepers) {
             for (_, k) in keepers {
                 k.shutdown().await;
