@@ -1,36 +1,183 @@
-//! The one assembly point: [`Application::build`] opens what the settings name, binds the
-//! listener (port 0 allowed) and exposes [`Application::port`] and
-//! [`Application::run_until_stopped`].
+//! The one assembly point: [`Application::build`] opens the store, loads the verification
+//! tokens it remembers, builds one RingCentral client per account, binds the listener
+//! (port 0 allowed), and [`Application::run_until_stopped`] runs every part until the
+//! shutdown token fires:
+//!
+//! - the HTTP surface (webhook receiver, health, metrics, admin API, status page);
+//! - the processor (inbox → activities + deliveries);
+//! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
+//!   voicemail sync;
+//! - the gap backfill and the retention pruning.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
 
+use crate::account::AccountId;
+use crate::activity::Activity;
 use crate::config::{self, Settings};
+use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
+use crate::pipeline::process::Processor;
+use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
+use crate::pipeline::{PipelineEvent, SinkRouter};
+use crate::receiver::{self, ReceiverLimits, ReceiverState, StrayReport, TokenRegistry};
+use crate::ringcentral::{ClientSettings, Clock, RingCentral, SystemClock};
 use crate::shutdown::CancellationToken;
+use crate::store::{self, OpenOptions, Store};
 use crate::telemetry;
+
+/// How the application is built beyond its settings (tests and the demo).
+pub struct AppOptions {
+    /// A listener bound already (so `public_url` can name its port); `None` binds
+    /// `server.listen`.
+    pub listener: Option<TcpListener>,
+    /// The clock RingCentral calls are timed by (the simulator's in the demo).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// How long after a call ends the call-log sync looks for its record (the call log
+    /// lags calls by 15–30 s).
+    pub call_log_lag: Duration,
+    /// This replica's name for leases (default: host name and process id).
+    pub owner: Option<String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            listener: None,
+            clock: None,
+            call_log_lag: Duration::from_secs(20),
+            owner: None,
+        }
+    }
+}
 
 /// A built, bound, not yet running ringrelay.
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    settings: Settings,
+    store: Arc<dyn Store>,
+    tokens: TokenRegistry,
+    clients: Vec<RingCentral>,
+    router: SinkRouter,
+    options: AppOptions,
+    owner: String,
+    clock: Arc<dyn Clock>,
+}
+
+fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ringrelay".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The sink router of the configured sinks: each sink's `accounts` (empty = all) and
+/// `types` globs (`*`, `call.*`, exact names).
+///
+/// # Errors
+/// A type pattern that is not a valid glob.
+pub fn sink_router(settings: &Settings) -> anyhow::Result<SinkRouter> {
+    let mut rules = Vec::new();
+    for sink in &settings.sinks {
+        let mut builder = globset::GlobSetBuilder::new();
+        for t in &sink.types {
+            builder.add(
+                globset::Glob::new(t)
+                    .with_context(|| format!("sinks.{}.types: {t:?} is not a glob", sink.name))?,
+            );
+        }
+        let types = builder
+            .build()
+            .with_context(|| format!("sinks.{}.types", sink.name))?;
+        rules.push((sink.name.clone(), sink.accounts.clone(), types));
+    }
+    Ok(Arc::new(move |activity: &Activity| {
+        rules
+            .iter()
+            .filter(|(_, accounts, types)| {
+                (accounts.is_empty() || accounts.contains(&activity.account))
+                    && (types.is_empty() || types.is_match(activity.kind.as_str()))
+            })
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    }))
 }
 
 impl Application {
-    /// Binds the listener and assembles the HTTP surface.
+    /// Opens the store, loads the tokens and binds `server.listen`.
     ///
     /// # Errors
-    /// When the listen address cannot be bound.
+    /// When the store cannot be opened or the listen address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.server.listen)
+        Self::build_with(settings, AppOptions::default()).await
+    }
+
+    /// [`Application::build`] with options.
+    ///
+    /// # Errors
+    /// When the store cannot be opened, a client cannot be built, or the listen address
+    /// cannot be bound.
+    pub async fn build_with(settings: Settings, mut options: AppOptions) -> anyhow::Result<Self> {
+        let store = store::open(
+            &settings.store.url,
+            &OpenOptions {
+                ingest_queue: settings.server.ingest_queue,
+                ..OpenOptions::default()
+            },
+        )
+        .await
+        .context("cannot open the store")?;
+        let tokens = TokenRegistry::new(settings.keeper.token_grace);
+        let now = chrono::Utc::now();
+        for record in store
+            .subscriptions()
             .await
-            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+            .context("cannot read stored subscriptions")?
+        {
+            if let Some(token) = &record.verification_token {
+                tokens.set(&record.account, &record.id, token.clone(), now);
+            }
+        }
+        let clock: Arc<dyn Clock> = options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
+        let clients = settings
+            .accounts
+            .iter()
+            .map(|a| {
+                RingCentral::with_clock(ClientSettings::from_account(a), clock.clone())
+                    .with_context(|| format!("account {}: cannot build its client", a.id))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let router = sink_router(&settings)?;
+        let listener = match options.listener.take() {
+            Some(l) => l,
+            None => TcpListener::bind(settings.server.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.server.listen))?,
+        };
+        let owner = options.owner.clone().unwrap_or_else(default_owner);
         Ok(Self {
             listener,
-            router: router(),
+            settings,
+            store,
+            tokens,
+            clients,
+            router,
+            options,
+            owner,
+            clock,
         })
     }
 
@@ -39,21 +186,269 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// The store (shared with every part).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The receiver's token registry (the keepers fill it).
+    pub fn tokens(&self) -> TokenRegistry {
+        self.tokens.clone()
+    }
+
+    /// Runs every part until `shutdown` is cancelled, then stops them in order: the HTTP
+    /// server drains in-flight requests (each acknowledged one is committed), then the
+    /// loops finish their current step.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the HTTP server fails.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("HTTP server failed")
+        let Self {
+            listener,
+            settings,
+            store,
+            tokens,
+            clients,
+            router,
+            options,
+            owner,
+            clock,
+        } = self;
+        tracing::info!(
+            owner,
+            accounts = clients.len(),
+            sinks = settings.sinks.len(),
+            "ringrelay starting"
+        );
+        let stop_parts = CancellationToken::new();
+        let mut parts = JoinSet::new();
+
+        // Processor, and the events it raises.
+        let wake = Arc::new(Notify::new());
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel::<PipelineEvent>();
+        let processor = Processor::new(store.clone(), router.clone()).with_events(events_tx);
+        parts.spawn(processor.run(stop_parts.clone(), wake.clone(), Duration::from_millis(200)));
+
+        // One keeper per account (leased in the store, so one across replicas).
+        let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
+            std::collections::HashMap::new();
+        for (account, client) in settings.accounts.iter().zip(&clients) {
+            let api: Arc<dyn SubscriptionApi> = Arc::new(client.clone());
+            let token_sink: Arc<dyn TokenSink> = Arc::new(tokens.clone());
+            let ctx = KeeperContext::new(
+                &settings,
+                account,
+                api,
+                store.clone(),
+                token_sink,
+                owner.clone(),
+            )
+            .with_clock(clock.clone());
+            keepers.insert(account.id.clone(), keeper::spawn(ctx));
+        }
+        let keepers = Arc::new(keepers);
+
+        // Sync per account, and the gap backfill.
+        let mut triggers = std::collections::HashMap::new();
+        let mut syncs = Vec::new();
+        for client in &clients {
+            let sync = AccountSync::new(
+                client.clone(),
+                store.clone(),
+                router.clone(),
+                settings.sync.backfill_margin,
+            );
+            let (tx, rx) = mpsc::unbounded_channel();
+            triggers.insert(client.account().clone(), tx);
+            syncs.push(sync.clone());
+            parts.spawn(sync.run(
+                stop_parts.clone(),
+                rx,
+                settings.sync.interval,
+                options.call_log_lag,
+            ));
+        }
+        parts.spawn(backfill_loop(
+            store.clone(),
+            syncs,
+            stop_parts.clone(),
+            Duration::from_secs(5),
+        ));
+
+        // Route what the processor reports.
+        {
+            let keepers_for_events = keepers.clone();
+            let stop = stop_parts.clone();
+            parts.spawn(async move {
+                loop {
+                    let event = tokio::select! {
+                        () = stop.cancelled() => return,
+                        e = events_rx.recv() => match e { Some(e) => e, None => return },
+                    };
+                    match event {
+                        PipelineEvent::CallFinished { account, .. } => {
+                            if let Some(t) = triggers.get(&account) {
+                                let _ = t.send(SyncTrigger::CallFinished);
+                            }
+                        }
+                        PipelineEvent::VoicemailChanged { account } => {
+                            if let Some(t) = triggers.get(&account) {
+                                let _ = t.send(SyncTrigger::Voicemail);
+                            }
+                        }
+                        PipelineEvent::RenewalReminder { account } => {
+                            tracing::info!(%account, "renewal reminder received");
+                            if let Some(k) = keepers_for_events.get(&account) {
+                                k.send(Command::Reminder);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+
+        // Retention.
+        {
+            let store = store.clone();
+            let stop = stop_parts.clone();
+            let s = settings.store.clone();
+            parts.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(s.prune_interval) => {}
+                    }
+                    match store
+                        .prune(chrono::Utc::now(), s.inbox_retention, s.delivered_retention)
+                        .await
+                    {
+                        Ok(c) => {
+                            tracing::debug!(inbox = c.inbox, deliveries = c.deliveries, "pruned");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                    }
+                }
+            });
+        }
+
+        // The HTTP surface: the receiver wakes the processor after each stored notification.
+        let (stray_tx, mut stray_rx) = mpsc::channel::<StrayReport>(256);
+        {
+            let keepers = keepers.clone();
+            let stop = stop_parts.clone();
+            parts.spawn(async move {
+                loop {
+                    let report = tokio::select! {
+                        () = stop.cancelled() => return,
+                        r = stray_rx.recv() => match r { Some(r) => r, None => return },
+                    };
+                    if let Some(k) = keepers.get(&report.account) {
+                        k.send(Command::Stray(report));
+                    }
+                }
+            });
+        }
+        let accounts: Vec<AccountId> = settings.accounts.iter().map(|a| a.id.clone()).collect();
+        let receiver_state = ReceiverState::new(
+            store.clone(),
+            accounts,
+            tokens,
+            ReceiverLimits::from_settings(&settings.server),
+        )
+        .with_stray_reports(stray_tx);
+        let app = http_router(
+            receiver::router(receiver_state),
+            wake,
+            keepers.clone(),
+            clock.clone(),
+            &settings,
+        );
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        })
+        .await
+        .context("HTTP server failed");
+
+        stop_parts.cancel();
+        while let Some(r) = parts.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a part of ringrelay panicked");
+            }
+        }
+        if let Ok(keepers) = Arc::try_unwrap(keepers) {
+            for (_, k) in keepers {
+                k.shutdown().await;
+            }
+        }
+        for client in &clients {
+            if let Err(e) = client.revoke().await {
+                tracing::debug!(account = %client.account(), error = %e, "token revoke failed");
+            }
+        }
+        tracing::info!("ringrelay stopped");
+        served
     }
 }
 
-/// The HTTP surface.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" }))
+/// The HTTP surface around the receiver: `/healthz`, the request time limit (503, so
+/// RingCentral retries), and a processor wake-up after each accepted webhook.
+fn http_router(
+    receiver: Router,
+    wake: Arc<Notify>,
+    keepers: Arc<std::collections::HashMap<AccountId, KeeperHandle>>,
+    clock: Arc<dyn Clock>,
+    settings: &Settings,
+) -> Router {
+    let timeout = settings.server.request_timeout;
+    receiver
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let wake = wake.clone();
+                let keepers = keepers.clone();
+                let clock = clock.clone();
+                async move {
+                    let handshake = req.headers().contains_key("validation-token");
+                    let account = req
+                        .uri()
+                        .path()
+                        .strip_prefix("/webhooks/ringcentral/")
+                        .and_then(|a| AccountId::parse(a).ok());
+                    let resp = next.run(req).await;
+                    if let Some(account) = account
+                        && !handshake
+                        && resp.status().is_success()
+                    {
+                        wake.notify_one();
+                        if let Some(k) = keepers.get(&account) {
+                            k.send(Command::Event { at: clock.now() });
+                        }
+                    }
+                    resp
+                }
+            },
+        ))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => {
+                        use axum::response::IntoResponse as _;
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(axum::http::header::RETRY_AFTER, "1")],
+                            "request took longer than server.request_timeout\n",
+                        )
+                            .into_response()
+                    }
+                }
+            },
+        ))
 }
 
 /// `ringrelay serve`: load the config, start telemetry, build and run until a signal.

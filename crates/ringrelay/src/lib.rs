@@ -15,13 +15,17 @@
 //! - [`receiver`]: the webhook endpoint RingCentral calls.
 //! - [`processor`]: inbox → activities (telephony state machine, voicemail).
 //! - [`delivery`]: sinks, signing, retry policy, replay.
+//! - [`keeper`]: one Active subscription per account, renewals, the coverage ledger.
 
 pub mod account;
 pub mod activity;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod keeper;
+pub mod pipeline;
 pub mod processor;
 pub mod receiver;
 pub mod ringcentral;

@@ -24,6 +24,16 @@ pub struct OpenOptions {
     pub migrate: bool,
 }
 
+impl OpenOptions {
+    /// The options `serve` uses: the configured ingest queue, migrations at open.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            ingest_queue: settings.server.ingest_queue,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {

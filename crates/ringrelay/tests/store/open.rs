@@ -110,3 +110,30 @@ async fn a_full_ingest_queue_answers_unavailable_at_once() {
     assert!((1..=3).contains(&stored), "{stored}");
     assert_eq!(s.inbox_stats().await.unwrap().rows, stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_behind_a_stalled_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let s = store::open(&StoreUrl::Sqlite(path.clone()), &OpenOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.append_inbox(note("before".into())).await.unwrap(),
+        AppendOutcome::Stored
+    );
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let pending = tokio::spawn({
+        let s = Arc::clone(&s);
+        async move { s.append_inbox(note("during".into())).await }
+    });
+    // The writer is stuck on the lock; reads still answer, from committed data.
+    let rows = s.inbox_after(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].uuid, "before");
+    s.ping().await.unwrap();
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(pending.await.unwrap().unwrap(), AppendOutcome::Stored);
+    assert_eq!(s.inbox_after(0, 10).await.unwrap().len(), 2);
+}

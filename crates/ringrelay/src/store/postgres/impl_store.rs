@@ -7,12 +7,16 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::rows::{
+    DELIVERY_COLUMNS, GAP_COLUMNS, SUBSCRIPTION_COLUMNS, claimed_row, delivery_row, gap_row, get,
+    rows, subscription_row,
+};
 use super::{PostgresStore, pg_err};
 use crate::account::AccountId;
 use crate::config::Secret;
 use crate::store::codec::{
-    self, ActivityColumns, account, backfill, backfill_columns, completion, cursor_account,
-    from_json, limit, opt_time, parse, time, to_json, us,
+    self, account, backfill_columns, completion, cursor_account, from_json, limit, opt_time, parse,
+    time, to_json, us,
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
@@ -24,94 +28,10 @@ use crate::store::{
 /// Rows removed per pruning transaction.
 const PRUNE_BATCH: i64 = 1000;
 
-const DELIVERY_COLUMNS: &str = "d.id, d.sink, a.key, a.activity_id, d.account, d.call_key, \
-     a.kind, d.state, d.attempts, d.due_at, d.last_error, d.last_status, d.created_at, \
-     d.delivered_at";
-
-const GAP_COLUMNS: &str = "id, account, from_at, until_at, cause, backfill, records, found, backfill_error, backfilled_at";
-
-const SUBSCRIPTION_COLUMNS: &str = "account, id, status, expires_at, address, \
-     verification_token, event_filters, disabled_filters, created_at, renewed_at, last_error";
-
+/// Query parameters.
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
-    r.try_get(i).map_err(pg_err)
-}
-
-fn delivery_row(r: &Row) -> Result<Delivery, StoreError> {
-    let activity_id: String = get(r, 3)?;
-    Ok(Delivery {
-        id: get(r, 0)?,
-        sink: get(r, 1)?,
-        activity_key: get(r, 2)?,
-        activity_id: crate::activity::ActivityId::parse(&activity_id)
-            .ok_or_else(|| StoreError::Other(format!("stored activity id {activity_id:?}")))?,
-        account: account(get(r, 4)?)?,
-        call_key: get(r, 5)?,
-        kind: get(r, 6)?,
-        state: parse(get(r, 7)?)?,
-        attempts: codec::attempt(get(r, 8)?),
-        due_at: opt_time(get(r, 9)?)?,
-        last_error: get(r, 10)?,
-        last_status: codec::status(get(r, 11)?),
-        created_at: time(get(r, 12)?)?,
-        delivered_at: opt_time(get(r, 13)?)?,
-    })
-}
-
-fn gap_row(r: &Row) -> Result<Gap, StoreError> {
-    Ok(Gap {
-        id: get(r, 0)?,
-        account: account(get(r, 1)?)?,
-        from: time(get(r, 2)?)?,
-        until: opt_time(get(r, 3)?)?,
-        cause: parse::<GapCause>(get(r, 4)?)?,
-        backfill: backfill(get(r, 5)?, get(r, 6)?, get(r, 7)?, get(r, 8)?)?,
-        backfilled_at: opt_time(get(r, 9)?)?,
-    })
-}
-
-fn subscription_row(r: &Row) -> Result<SubscriptionRecord, StoreError> {
-    Ok(SubscriptionRecord {
-        account: account(get(r, 0)?)?,
-        id: get(r, 1)?,
-        status: get(r, 2)?,
-        expires_at: time(get(r, 3)?)?,
-        address: get(r, 4)?,
-        verification_token: get::<Option<String>>(r, 5)?.map(Secret::new),
-        event_filters: from_json(get(r, 6)?)?,
-        disabled_filters: from_json(get(r, 7)?)?,
-        created_at: time(get(r, 8)?)?,
-        renewed_at: opt_time(get(r, 9)?)?,
-        last_error: get(r, 10)?,
-    })
-}
-
-fn claimed_row(r: &Row, sink: &str, lease_until: i64) -> Result<ClaimedDelivery, StoreError> {
-    Ok(ClaimedDelivery {
-        id: get(r, 0)?,
-        sink: sink.to_owned(),
-        attempt: codec::attempt(get(r, 1)?),
-        lease_until: time(lease_until)?,
-        activity: ActivityColumns {
-            id: get(r, 2)?,
-            key: get(r, 3)?,
-            kind: get(r, 4)?,
-            account: get(r, 5)?,
-            call_key: get(r, 6)?,
-            source: get(r, 7)?,
-            occurred_at: get(r, 8)?,
-            payload: get(r, 9)?,
-        }
-        .into_activity()?,
-    })
-}
-
-fn rows<T>(rows: &[Row], map: fn(&Row) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
-    rows.iter().map(map).collect()
-}
-
+/// A row count as an `i64`.
 fn changed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -241,6 +161,7 @@ impl Store for PostgresStore {
         Ok(v.pop().unwrap_or_default())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
     async fn insert_activities(
         &self,
         activities: Vec<NewActivity>,
@@ -270,6 +191,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink, owner))]
     async fn claim_deliveries(
         &self,
         sink: &str,
@@ -308,6 +230,7 @@ impl Store for PostgresStore {
         r.iter().map(|row| claimed_row(row, sink, until)).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id, attempt))]
     async fn complete_delivery(
         &self,
         id: i64,
@@ -372,6 +295,7 @@ impl Store for PostgresStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         let n = self
             .exec(
@@ -396,6 +320,7 @@ impl Store for PostgresStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn replay(
         &self,
         sink: &str,
@@ -427,6 +352,7 @@ impl Store for PostgresStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn set_sink_disabled(
         &self,
         sink: &str,
@@ -515,6 +441,7 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc, cause = %cause))]
     async fn open_gap(
         &self,
         acc: &AccountId,
@@ -534,6 +461,7 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Conflict("the open gap was closed meanwhile".into()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc))]
     async fn close_gap(
         &self,
         acc: &AccountId,
@@ -571,6 +499,7 @@ impl Store for PostgresStore {
         self.query(&sql, &[&limit(n)], gap_row).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn mark_gap_backfilled(
         &self,
         id: i64,
@@ -644,6 +573,7 @@ impl Store for PostgresStore {
         .map(drop)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(name, owner))]
     async fn acquire_lease(
         &self,
         name: &str,
@@ -761,6 +691,7 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune(
         &self,
         now: DateTime<Utc>,

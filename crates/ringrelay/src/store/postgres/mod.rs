@@ -6,6 +6,7 @@
 //! server is back. Connections use no TLS (run it on a private network or a local socket).
 
 mod impl_store;
+mod rows;
 mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -27,13 +28,18 @@ pub struct PostgresStore {
     appends: mpsc::Sender<(NewNotification, Reply)>,
 }
 
-/// Maps a driver error: errors the server reported are `Other`, anything else (a lost or
-/// refused connection) is `Unavailable`.
+/// Maps a driver error: a lost or refused connection, a server shutting down or out of
+/// resources is `Unavailable` (retry later); other errors the server reported are `Other`.
 pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    if e.as_db_error().is_some() {
-        StoreError::Other(format!("postgres: {e}"))
-    } else {
+    let Some(db) = e.as_db_error() else {
+        return StoreError::Unavailable(format!("postgres: {e}"));
+    };
+    let code = db.code().code();
+    // Class 08: connection exception; 53: insufficient resources; 57P0x: shutdown.
+    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
         StoreError::Unavailable(format!("postgres: {e}"))
+    } else {
+        StoreError::Other(format!("postgres: {e}"))
     }
 }
 

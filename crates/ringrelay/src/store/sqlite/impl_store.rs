@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, inbox, sql_err};
 use crate::account::AccountId;
 use crate::config::Secret;
 use crate::store::codec::{
-    self, ActivityColumns, account, backfill, backfill_columns, completion, cursor_account,
-    from_json, limit, opt_time, parse, time, to_json, us,
+    self, backfill_columns, cursor_account, from_json, limit, opt_time, parse, time, to_json, us,
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
@@ -21,303 +20,10 @@ use crate::store::{
     chrono_duration,
 };
 
-/// Rows removed per pruning transaction.
-const PRUNE_BATCH: i64 = 1000;
-
-const DELIVERY_COLUMNS: &str = "d.id, d.sink, a.key, a.activity_id, d.account, d.call_key, \
-     a.kind, d.state, d.attempts, d.due_at, d.last_error, d.last_status, d.created_at, \
-     d.delivered_at";
-
-const GAP_COLUMNS: &str = "id, account, from_at, until_at, cause, backfill, records, found, backfill_error, backfilled_at";
-
-fn delivery_row(r: &Row<'_>) -> Result<Delivery, StoreError> {
-    let g = |e| sql_err(e);
-    let activity_id: String = r.get(3).map_err(g)?;
-    Ok(Delivery {
-        id: r.get(0).map_err(g)?,
-        sink: r.get(1).map_err(g)?,
-        activity_key: r.get(2).map_err(g)?,
-        activity_id: crate::activity::ActivityId::parse(&activity_id)
-            .ok_or_else(|| StoreError::Other(format!("stored activity id {activity_id:?}")))?,
-        account: account(&r.get::<_, String>(4).map_err(g)?)?,
-        call_key: r.get(5).map_err(g)?,
-        kind: r.get(6).map_err(g)?,
-        state: parse(&r.get::<_, String>(7).map_err(g)?)?,
-        attempts: codec::attempt(r.get(8).map_err(g)?),
-        due_at: opt_time(r.get(9).map_err(g)?)?,
-        last_error: r.get(10).map_err(g)?,
-        last_status: codec::status(r.get(11).map_err(g)?),
-        created_at: time(r.get(12).map_err(g)?)?,
-        delivered_at: opt_time(r.get(13).map_err(g)?)?,
-    })
-}
-
-fn gap_row(r: &Row<'_>) -> Result<Gap, StoreError> {
-    let g = |e| sql_err(e);
-    Ok(Gap {
-        id: r.get(0).map_err(g)?,
-        account: account(&r.get::<_, String>(1).map_err(g)?)?,
-        from: time(r.get(2).map_err(g)?)?,
-        until: opt_time(r.get(3).map_err(g)?)?,
-        cause: parse::<GapCause>(&r.get::<_, String>(4).map_err(g)?)?,
-        backfill: backfill(
-            &r.get::<_, String>(5).map_err(g)?,
-            r.get(6).map_err(g)?,
-            r.get(7).map_err(g)?,
-            r.get(8).map_err(g)?,
-        )?,
-        backfilled_at: opt_time(r.get(9).map_err(g)?)?,
-    })
-}
-
-fn subscription_row(r: &Row<'_>) -> Result<SubscriptionRecord, StoreError> {
-    let g = |e| sql_err(e);
-    Ok(SubscriptionRecord {
-        account: account(&r.get::<_, String>(0).map_err(g)?)?,
-        id: r.get(1).map_err(g)?,
-        status: r.get(2).map_err(g)?,
-        expires_at: time(r.get(3).map_err(g)?)?,
-        address: r.get(4).map_err(g)?,
-        verification_token: r.get::<_, Option<String>>(5).map_err(g)?.map(Secret::new),
-        event_filters: from_json(&r.get::<_, String>(6).map_err(g)?)?,
-        disabled_filters: from_json(&r.get::<_, String>(7).map_err(g)?)?,
-        created_at: time(r.get(8).map_err(g)?)?,
-        renewed_at: opt_time(r.get(9).map_err(g)?)?,
-        last_error: r.get(10).map_err(g)?,
-    })
-}
-
-fn lease_row(r: &Row<'_>) -> rusqlite::Result<(Option<String>, i64, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-}
-
-fn collect<T>(
-    conn: &Connection,
-    sql: &str,
-    params: &[&dyn rusqlite::ToSql],
-    map: fn(&Row<'_>) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
-    let mut rows = stmt.query(params).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_err)? {
-        out.push(map(r)?);
-    }
-    Ok(out)
-}
-
-fn set_cursor(t: &Transaction<'_>, u: &CursorUpdate) -> Result<(), StoreError> {
-    t.execute(
-        "INSERT INTO cursors (account, name, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (account, name) DO UPDATE SET value = excluded.value",
-        params![cursor_account(u.account.as_ref()), u.name, u.value],
-    )
-    .map_err(sql_err)?;
-    Ok(())
-}
-
-fn insert_activity(t: &Transaction<'_>, n: &NewActivity, now: i64) -> Result<bool, StoreError> {
-    let a = &n.activity;
-    let changed = t
-        .prepare_cached(
-            "INSERT INTO activities (key, activity_id, account, call_key, kind, source,
-                occurred_at, payload, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (key) DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                a.key,
-                a.id.0.to_string(),
-                a.account.as_str(),
-                a.call_key,
-                a.kind.as_str(),
-                a.source.as_str(),
-                us(a.occurred_at),
-                to_json(&a.payload).map_err(|e| rusqlite::Error::ToSqlConversionFailure(
-                    Box::new(std::io::Error::other(e.to_string()))
-                ))?,
-                now,
-            ])
-        })
-        .map_err(sql_err)?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    let activity = t.last_insert_rowid();
-    let mut sinks: Vec<&String> = n.sinks.iter().collect();
-    sinks.sort();
-    sinks.dedup();
-    for sink in sinks {
-        t.prepare_cached(
-            "INSERT INTO deliveries (activity, sink, account, call_key, state, due_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5)",
-        )
-        .and_then(|mut s| s.execute(params![activity, sink, a.account.as_str(), a.call_key, now]))
-        .map_err(sql_err)?;
-    }
-    Ok(true)
-}
-
-fn claim(
-    t: &Transaction<'_>,
-    sink: &str,
-    owner: &str,
-    now: i64,
-    lease_until: i64,
-    n: i64,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let ids: Vec<i64> = {
-        let mut stmt = t
-            .prepare_cached(
-                "SELECT d.id FROM deliveries d
-                 WHERE d.sink = ?1 AND d.state IN ('pending', 'failed', 'in_flight')
-                   AND d.due_at <= ?2
-                   AND NOT EXISTS (SELECT 1 FROM deliveries e
-                       WHERE e.sink = d.sink AND e.call_key = d.call_key
-                         AND e.state IN ('pending', 'failed', 'in_flight') AND e.id < d.id)
-                   AND NOT EXISTS (SELECT 1 FROM sinks s
-                       WHERE s.name = ?1 AND s.disabled_reason IS NOT NULL)
-                 ORDER BY d.due_at, d.id LIMIT ?3",
-            )
-            .map_err(sql_err)?;
-        stmt.query_map(params![sink, now, n], |r| r.get(0))
-            .map_err(sql_err)?
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let claimed = t
-            .prepare_cached(
-                "UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1,
-                    due_at = ?2, owner = ?3 WHERE id = ?1
-                 RETURNING attempts, (SELECT json_array(a.activity_id, a.key, a.kind, a.account,
-                    a.call_key, a.source, a.occurred_at, a.payload)
-                    FROM activities a WHERE a.id = deliveries.activity)",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![id, lease_until, owner], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })
-            })
-            .map_err(sql_err)?;
-        let (attempts, cols) = claimed;
-        let (aid, key, kind, acc, call_key, source, occurred_at, payload): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            String,
-        ) = from_json(&cols)?;
-        out.push(ClaimedDelivery {
-            id,
-            sink: sink.to_owned(),
-            activity: ActivityColumns {
-                id: aid,
-                key,
-                kind,
-                account: acc,
-                call_key,
-                source,
-                occurred_at,
-                payload,
-            }
-            .into_activity()?,
-            attempt: codec::attempt(attempts),
-            lease_until: time(lease_until)?,
-        });
-    }
-    Ok(out)
-}
-
-fn complete(
-    t: &Transaction<'_>,
-    id: i64,
-    attempt: u32,
-    now: DateTime<Utc>,
-    result: &DeliveryResult,
-) -> Result<(), StoreError> {
-    let (state, due_at, error, status, delivered_at) = completion(result, now);
-    let changed = t
-        .execute(
-            "UPDATE deliveries SET state = ?3, due_at = ?4, last_error = ?5, last_status = ?6,
-                delivered_at = ?7, owner = NULL
-             WHERE id = ?1 AND attempts = ?2 AND state = 'in_flight'",
-            params![
-                id,
-                attempt,
-                state.as_str(),
-                due_at,
-                error,
-                status,
-                delivered_at
-            ],
-        )
-        .map_err(sql_err)?;
-    if changed == 1 {
-        return Ok(());
-    }
-    let found: Option<(String, i64)> = t
-        .query_row(
-            "SELECT state, attempts FROM deliveries WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(sql_err)?;
-    match found {
-        None => Err(StoreError::NotFound(format!("delivery {id}"))),
-        Some((state, attempts)) => Err(StoreError::Conflict(format!(
-            "delivery {id} is {state} at attempt {attempts}, not in flight at attempt {attempt}"
-        ))),
-    }
-}
-
-fn acquire(
-    t: &Transaction<'_>,
-    name: &str,
-    owner: &str,
-    now: i64,
-    until: i64,
-) -> Result<Option<Lease>, StoreError> {
-    let held = t
-        .query_row(
-            "SELECT owner, fence, expires_at FROM leases WHERE name = ?1",
-            [name],
-            lease_row,
-        )
-        .optional()
-        .map_err(sql_err)?;
-    let fence = match held {
-        None => 1,
-        Some((Some(o), fence, _)) if o == owner => fence,
-        Some((Some(_), _, exp)) if exp > now => return Ok(None),
-        Some((_, fence, _)) => fence + 1,
-    };
-    t.execute(
-        "INSERT INTO leases (name, owner, fence, expires_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, fence = excluded.fence,
-            expires_at = excluded.expires_at",
-        params![name, owner, fence, until],
-    )
-    .map_err(sql_err)?;
-    Ok(Some(Lease {
-        name: name.to_owned(),
-        owner: owner.to_owned(),
-        fence,
-        expires_at: time(until)?,
-    }))
-}
-
-fn prune_batch(t: &Transaction<'_>, sql: &str, before: i64) -> Result<u64, StoreError> {
-    let n = t
-        .execute(sql, params![before, PRUNE_BATCH])
-        .map_err(sql_err)?;
-    Ok(n as u64)
-}
+use super::ops::{PRUNE_BATCH, acquire, claim, complete, insert_activity, prune_batch, set_cursor};
+use super::rows::{
+    DELIVERY_COLUMNS, GAP_COLUMNS, collect, delivery_row, gap_row, subscription_row,
+};
 
 impl SqliteStore {
     async fn prune_all(&self, sql: &'static str, before: i64) -> Result<u64, StoreError> {
@@ -347,6 +53,7 @@ impl Store for SqliteStore {
         self.read(inbox::stats).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
     async fn insert_activities(
         &self,
         activities: Vec<NewActivity>,
@@ -370,6 +77,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink, owner))]
     async fn claim_deliveries(
         &self,
         sink: &str,
@@ -384,6 +92,7 @@ impl Store for SqliteStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id, attempt))]
     async fn complete_delivery(
         &self,
         id: i64,
@@ -421,6 +130,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write(move |t| {
             let state: Option<String> = t
@@ -447,6 +157,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn replay(
         &self,
         sink: &str,
@@ -487,6 +198,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(sink))]
     async fn set_sink_disabled(
         &self,
         sink: &str,
@@ -603,6 +315,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc, cause = %cause))]
     async fn open_gap(
         &self,
         acc: &AccountId,
@@ -626,6 +339,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %acc))]
     async fn close_gap(
         &self,
         acc: &AccountId,
@@ -670,6 +384,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id))]
     async fn mark_gap_backfilled(
         &self,
         id: i64,
@@ -753,6 +468,7 @@ impl Store for SqliteStore {
         self.write(move |t| set_cursor(t, &u)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(name, owner))]
     async fn acquire_lease(
         &self,
         name: &str,
@@ -870,6 +586,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune(
         &self,
         now: DateTime<Utc>,

@@ -5,6 +5,8 @@
 
 mod impl_store;
 mod inbox;
+mod ops;
+mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +75,11 @@ fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
         StoreError::Unavailable(format!("opening sqlite file {}: {e}", path.display()))
     })?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(sql_err)?;
+    // A page cache big enough for the hot part of the uuid index keeps dedup inserts fast
+    // as the inbox grows (SQLite's default is 2 MiB).
+    let cache_kib: i64 = if read_only { 16 * 1024 } else { 64 * 1024 };
+    conn.pragma_update(None, "cache_size", -cache_kib)
+        .map_err(sql_err)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql_err)?;

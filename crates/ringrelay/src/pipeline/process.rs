@@ -1,0 +1,263 @@
+//! The processor loop: reads the inbox in order from its stored position, derives
+//! activities with the pure [`crate::processor`] core, and writes them, their deliveries
+//! and the new position in one transaction. Telephony session state is saved after that
+//! commit, so a crash in between only makes the next run derive the same activities again,
+//! which the store's unique keys absorb.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{PipelineEvent, SinkRouter, emit};
+use crate::account::AccountId;
+use crate::activity::{Activity, ActivitySource};
+use crate::processor::derive::apply_telephony;
+use crate::processor::envelope::{EventPath, Notification};
+use crate::processor::messages::{VoicemailInput, new_voicemail_ids, voicemail_received};
+use crate::processor::state::SessionState;
+use crate::processor::telephony::TelephonyEvent;
+use crate::store::{CursorUpdate, Store, StoreError};
+
+/// The cursor holding the last processed inbox `seq`.
+pub const CURSOR: &str = "processor.inbox_seq";
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Inbox rows read.
+    pub rows: usize,
+    /// Activities newly stored.
+    pub activities: usize,
+    /// Rows skipped (unknown event kinds, unreadable bodies), kept in the inbox.
+    pub skipped: usize,
+}
+
+/// Inbox → activities.
+pub struct Processor {
+    store: Arc<dyn Store>,
+    router: SinkRouter,
+    events: Option<mpsc::UnboundedSender<PipelineEvent>>,
+    batch: usize,
+}
+
+fn skip(account: &AccountId, seq: i64, why: &'static str, detail: &str) {
+    metrics::counter!("ringrelay_inbox_skipped_total", "reason" => why).increment(1);
+    tracing::warn!(%account, seq, reason = why, detail, "inbox row skipped (kept in the inbox)");
+}
+
+impl Processor {
+    /// A processor writing through `store`, routing activities to sinks with `router`.
+    pub fn new(store: Arc<dyn Store>, router: SinkRouter) -> Self {
+        Self {
+            store,
+            router,
+            events: None,
+            batch: 256,
+        }
+    }
+
+    /// Reports finished calls, voicemail changes and renewal reminders here.
+    #[must_use]
+    pub fn with_events(mut self, events: mpsc::UnboundedSender<PipelineEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The inbox position processed so far.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn position(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .store
+            .cursor(None, CURSOR)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Processes one batch of the inbox; `rows == 0` when it was empty.
+    ///
+    /// # Errors
+    /// The store's error; nothing of the batch is committed then.
+    pub async fn pass(&self) -> Result<PassReport, StoreError> {
+        let after = self.position().await?;
+        let rows = self.store.inbox_after(after, self.batch).await?;
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Ok(PassReport::default());
+        };
+        let mut report = PassReport {
+            rows: rows.len(),
+            ..PassReport::default()
+        };
+        let mut sessions: HashMap<(AccountId, String), SessionState> = HashMap::new();
+        let mut changed: HashSet<(AccountId, String)> = HashSet::new();
+        let mut activities: Vec<Activity> = Vec::new();
+        let mut events: Vec<PipelineEvent> = Vec::new();
+
+        for row in &rows {
+            let notification = match Notification::parse(&row.body) {
+                Ok(n) => n,
+                Err(e) => {
+                    skip(&row.account, row.seq, "unreadable", &e.to_string());
+                    report.skipped += 1;
+                    continue;
+                }
+            };
+            match notification.path() {
+                EventPath::Telephony { .. } => {
+                    let mut event = match TelephonyEvent::from_body(&notification.body) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            skip(&row.account, row.seq, "bad_telephony", &e.to_string());
+                            report.skipped += 1;
+                            continue;
+                        }
+                    };
+                    if event.event_time.is_none() {
+                        event.event_time = notification.timestamp.or(Some(row.received_at));
+                    }
+                    let key = (row.account.clone(), event.telephony_session_id.clone());
+                    if !sessions.contains_key(&key) {
+                        let loaded = self
+                            .store
+                            .load_telephony(&row.account, &event.telephony_session_id)
+                            .await?
+                            .and_then(|v| serde_json::from_value::<SessionState>(v).ok())
+                            .unwrap_or_else(|| SessionState::new(&event.telephony_session_id));
+                        sessions.insert(key.clone(), loaded);
+                    }
+                    let Some(state) = sessions.get_mut(&key) else {
+                        continue;
+                    };
+                    let applied = match apply_telephony(state, &event, &row.account) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            skip(&row.account, row.seq, "session_mismatch", &e.to_string());
+                            report.skipped += 1;
+                            continue;
+                        }
+                    };
+                    activities.extend(applied.activities);
+                    changed.insert(key);
+                    if applied.just_finished {
+                        events.push(PipelineEvent::CallFinished {
+                            account: row.account.clone(),
+                            telephony_session_id: event.telephony_session_id.clone(),
+                        });
+                    }
+                }
+                EventPath::Voicemail { .. } => {
+                    match VoicemailInput::from_value(&notification.body) {
+                        Ok(vm) => activities.extend(voicemail_received(
+                            &vm,
+                            &row.account,
+                            ActivitySource::Webhook,
+                        )),
+                        Err(_) => events.push(PipelineEvent::VoicemailChanged {
+                            account: row.account.clone(),
+                        }),
+                    }
+                }
+                EventPath::MessageStore { .. } => {
+                    if new_voicemail_ids(&notification.body).0 {
+                        events.push(PipelineEvent::VoicemailChanged {
+                            account: row.account.clone(),
+                        });
+                    }
+                }
+                EventPath::RenewalReminder => events.push(PipelineEvent::RenewalReminder {
+                    account: row.account.clone(),
+                }),
+                EventPath::CallLog | EventPath::Other => {
+                    skip(&row.account, row.seq, "unknown_event", &notification.event);
+                    report.skipped += 1;
+                }
+            }
+        }
+
+        report.activities = emit(
+            self.store.as_ref(),
+            &self.router,
+            activities,
+            Some(CursorUpdate {
+                account: None,
+                name: CURSOR.to_owned(),
+                value: last.to_string(),
+            }),
+        )
+        .await?;
+        let now = Utc::now();
+        for key in changed {
+            if let Some(state) = sessions.get(&key) {
+                let value = serde_json::to_value(state)
+                    .map_err(|e| StoreError::Other(format!("session state: {e}")))?;
+                self.store
+                    .save_telephony(&key.0, &key.1, &value, now)
+                    .await?;
+            }
+        }
+        if let Some(tx) = &self.events {
+            for e in events {
+                let _ = tx.send(e);
+            }
+        }
+        metrics::gauge!("ringrelay_processor_position").set(last as f64);
+        Ok(report)
+    }
+
+    /// Processes until the inbox is empty.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn drain(&self) -> Result<PassReport, StoreError> {
+        let mut total = PassReport::default();
+        loop {
+            let r = self.pass().await?;
+            if r.rows == 0 {
+                return Ok(total);
+            }
+            total.rows += r.rows;
+            total.activities += r.activities;
+            total.skipped += r.skipped;
+        }
+    }
+
+    /// Runs until `shutdown`: drains the inbox whenever `wake` is notified, and at least
+    /// every `poll`. Store failures are logged and retried after a pause.
+    pub async fn run(self, shutdown: CancellationToken, wake: Arc<Notify>, poll: Duration) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.drain().await {
+                Ok(r) => {
+                    backoff = Duration::from_millis(100);
+                    if r.rows > 0 {
+                        tracing::debug!(
+                            rows = r.rows,
+                            activities = r.activities,
+                            "inbox processed"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "processor pass failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
