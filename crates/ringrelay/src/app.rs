@@ -3,7 +3,7 @@
 //! (port 0 allowed), and [`Application::run_until_stopped`] runs every part until the
 //! shutdown token fires:
 //!
-//! - the HTTP surface (webhook receiver, health, metrics, admin API, status page);
+//! - the HTTP surface (webhook receiver, health, readiness, metrics, admin API, status page);
 //! - the processor (inbox → activities + deliveries) and one delivery worker per sink;
 //! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
 //!   voicemail sync;
@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::account::AccountId;
 use crate::activity::Activity;
+use crate::admin::{self, AdminAuth, AdminState, Runtime, StoreAdminSource};
 use crate::config::{self, Settings};
 use crate::delivery::{self, ConfiguredSink};
 use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
@@ -130,6 +131,8 @@ impl Application {
     /// When the store cannot be opened, a client cannot be built, or the listen address
     /// cannot be bound.
     pub async fn build_with(settings: Settings, mut options: AppOptions) -> anyhow::Result<Self> {
+        // Install the Prometheus recorder before anything records a metric.
+        let _ = admin::metrics::handle();
         let store = store::open(
             &settings.store.url,
             &OpenOptions {
@@ -282,6 +285,7 @@ impl Application {
         // Sync per account, and the gap backfill.
         let mut triggers = std::collections::HashMap::new();
         let mut syncs = Vec::new();
+        let mut sync_map = std::collections::HashMap::new();
         for client in &clients {
             let sync = AccountSync::new(
                 client.clone(),
@@ -292,6 +296,7 @@ impl Application {
             let (tx, rx) = mpsc::unbounded_channel();
             triggers.insert(client.account().clone(), tx);
             syncs.push(sync.clone());
+            sync_map.insert(client.account().clone(), sync.clone());
             parts.spawn(sync.run(
                 stop_parts.clone(),
                 rx,
@@ -387,8 +392,27 @@ impl Application {
             ReceiverLimits::from_settings(&settings.server),
         )
         .with_stray_reports(stray_tx);
+        let admin_source = StoreAdminSource::new(store.clone(), Arc::new(settings.clone()))
+            .with_runtime(
+                Runtime {
+                    keepers: keepers.clone(),
+                    clients: clients
+                        .iter()
+                        .map(|c| (c.account().clone(), c.clone()))
+                        .collect(),
+                    syncs: sync_map,
+                },
+                clock.clone(),
+            );
+        let admin = admin::router(AdminState {
+            source: Arc::new(admin_source),
+            auth: AdminAuth::new(
+                settings.server.admin_token.clone(),
+                settings.server.public_url.scheme() == "https",
+            ),
+        });
         let app = http_router(
-            receiver::router(receiver_state),
+            receiver::router(receiver_state).merge(admin),
             wake,
             keepers.clone(),
             clock.clone(),
@@ -427,8 +451,8 @@ impl Application {
     }
 }
 
-/// The HTTP surface around the receiver: `/healthz`, the request time limit (503, so
-/// RingCentral retries), and a processor wake-up after each accepted webhook.
+/// The HTTP surface (receiver + admin) with the request time limit (503, so RingCentral
+/// retries), a processor wake-up and a keeper heartbeat after each accepted webhook.
 fn http_router(
     receiver: Router,
     wake: Arc<Notify>,
@@ -438,7 +462,6 @@ fn http_router(
 ) -> Router {
     let timeout = settings.server.request_timeout;
     receiver
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let wake = wake.clone();

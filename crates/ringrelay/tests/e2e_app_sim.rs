@@ -57,6 +57,7 @@ async fn world() -> World {
 [server]
 listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
+admin_token = "admin-secret"
 [store]
 url = "sqlite://{db}"
 [keeper]
@@ -146,6 +147,36 @@ async fn subscribe_check_receive_and_sync() {
     let (stop_app, running) = w.start().await;
     w.wait_subscribed().await;
     let _ = &w.dir;
+    // Operators see it: ready, covered, metrics.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{}", w.port);
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status(),
+        reqwest::StatusCode::OK,
+        "{:?}",
+        ready.text().await
+    );
+    let status: serde_json::Value = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("status JSON");
+    assert_eq!(status["accounts"][0]["id"], "acme");
+    assert_eq!(status["accounts"][0]["subscription"]["status"], "Active");
+    assert_eq!(status["accounts"][0]["problems"], serde_json::json!([]));
+
     let (report, ok) = ringrelay::check::run(settings).await;
     assert!(ok, "check should pass:\n{report}");
     assert!(report.contains("answers the handshake"), "{report}");
@@ -165,6 +196,17 @@ async fn subscribe_check_receive_and_sync() {
         lines(jsonl).iter().any(|l| l["type"] == "call.logged")
     })
     .await;
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("ringrelay_webhooks_total"), "{metrics}");
+    assert!(metrics.contains("ringrelay_subscription_expiry_seconds{account=\"acme\"}"));
 
     let all = lines(jsonl);
     let mut ids: Vec<&str> = all
