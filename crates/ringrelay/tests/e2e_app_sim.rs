@@ -12,6 +12,39 @@ use ringrelay::config;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig};
 use tokio_util::sync::CancellationToken;
 
+/// Every log line of this test process, for the secrets check.
+static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = LogBuffer(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || writer.clone())
+            .json()
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
 async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
     for _ in 0..400 {
         if f() {
@@ -141,6 +174,7 @@ async fn stop(stop: CancellationToken, running: tokio::task::JoinHandle<anyhow::
 
 #[tokio::test]
 async fn subscribe_check_receive_and_sync() {
+    let logs = capture_logs();
     let w = world().await;
     let (sim, jsonl, settings) = (&w.sim, &w.jsonl, &w.settings);
     let rc_account = sim.accounts()[0].id.clone();
@@ -220,6 +254,35 @@ async fn subscribe_check_receive_and_sync() {
     assert_eq!(all.iter().filter(|l| l["type"] == "call.missed").count(), 1);
 
     stop(stop_app, running).await;
+
+    // No secret ever reached a log line: client secret, JWT, admin token, the
+    // subscription's verification token, the access tokens the simulator issued.
+    let store = ringrelay::store::open(
+        &w.settings.store.url,
+        &ringrelay::store::OpenOptions::default(),
+    )
+    .await
+    .expect("store");
+    let verification = store
+        .subscription(&ringrelay::account::AccountId::parse("acme").expect("slug"))
+        .await
+        .expect("read")
+        .and_then(|r| r.verification_token)
+        .expect("a verification token");
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(
+        text.len() > 1000,
+        "logs were captured ({} bytes)",
+        text.len()
+    );
+    for (what, secret) in [
+        ("client secret", sim.config().client_secret.clone()),
+        ("JWT", sim.accounts()[0].jwt.clone()),
+        ("admin token", "admin-secret".to_owned()),
+        ("verification token", verification.expose().to_owned()),
+    ] {
+        assert!(!text.contains(&secret), "the {what} appears in the logs");
+    }
 }
 
 /// Issue 7's acceptance: ringrelay stopped for a simulated hour while 50 calls (5 of them
