@@ -2,15 +2,9 @@
 //! status), `migrate`, `deliveries list/retry/replay`, and clear errors for bad input.
 
 use std::process::Command;
-use std::time::Duration;
 
-use chrono::Utc;
-use ringrelay::account::AccountId;
-use ringrelay::activity::{Activity, ActivityKind, ActivitySource};
-use ringrelay::config::{Secret, StoreUrl};
-use ringrelay::store::{
-    self, DeliveryResult, GapCause, NewActivity, OpenOptions, SubscriptionRecord,
-};
+#[path = "support/seed.rs"]
+mod seed;
 
 struct Seeded {
     _dir: tempfile::TempDir,
@@ -20,98 +14,13 @@ struct Seeded {
 
 async fn seeded(status: &str) -> Seeded {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("ops.db");
     let config = dir.path().join("ringrelay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[store]
-url = "sqlite://{db}"
-[[accounts]]
-id = "acme"
-server = "http://127.0.0.1:9"
-client_id = "id"
-client_secret = "secret"
-jwt = "jwt"
-[[sinks]]
-name = "crm"
-type = "jsonl"
-path = "{out}"
-"#,
-            db = db.display(),
-            out = dir.path().join("out.jsonl").display()
-        ),
-    )
-    .expect("config");
-    let s = store::open(&StoreUrl::Sqlite(db), &OpenOptions::default())
-        .await
-        .expect("store");
-    let acme = AccountId::parse("acme").expect("slug");
-    let now = Utc::now();
-    s.upsert_subscription(&SubscriptionRecord {
-        account: acme.clone(),
-        id: "sub-42".into(),
-        status: status.into(),
-        expires_at: now + chrono::Duration::days(6),
-        address: "http://127.0.0.1/webhooks/ringcentral/acme".into(),
-        verification_token: Some(Secret::new("t")),
-        event_filters: vec![],
-        disabled_filters: vec![],
-        created_at: now,
-        renewed_at: None,
-        last_error: None,
-    })
-    .await
-    .expect("sub");
-    s.open_gap(
-        &acme,
-        now - chrono::Duration::hours(2),
-        GapCause::Blacklisted,
-    )
-    .await
-    .expect("gap");
-    s.close_gap(&acme, now - chrono::Duration::hours(1))
-        .await
-        .expect("close");
-    let activity = Activity::new(
-        "acme:s-1:missed".into(),
-        ActivityKind::CallMissed,
-        acme,
-        "s-1".into(),
-        ActivitySource::Webhook,
-        now,
-        serde_json::Map::new(),
-    );
-    s.insert_activities(
-        vec![NewActivity {
-            activity,
-            sinks: vec!["crm".into()],
-        }],
-        None,
-    )
-    .await
-    .expect("activity");
-    let claimed = s
-        .claim_deliveries("crm", "test", now, 10, Duration::from_secs(60))
-        .await
-        .expect("claim");
-    let d = &claimed[0];
-    s.complete_delivery(
-        d.id,
-        d.attempt,
-        now,
-        DeliveryResult::Dead {
-            error: "HTTP 500".into(),
-            status: Some(500),
-        },
-    )
-    .await
-    .expect("dead");
+    std::fs::write(&config, seed::config(dir.path())).expect("config");
+    let (_store, dead_id) = seed::seed(dir.path(), status).await;
     Seeded {
         _dir: dir,
         config,
-        dead_id: d.id,
+        dead_id,
     }
 }
 
