@@ -73,7 +73,12 @@ mod tests {
             d2 >= Duration::from_secs(10) && d2 <= Duration::from_secs(20),
             "{d2:?}"
         );
-        for _ in 0..30 {
+        let d3 = b.fail_with(&mut rng);
+        assert!(
+            d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40),
+            "{d3:?}"
+        );
+        for _ in 0..29 {
             let d = b.fail_with(&mut rng);
             assert!(
                 d >= Duration::from_secs(30) && d <= Duration::from_secs(60),
