@@ -150,6 +150,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Demo(args) => match crate::demo::run(&args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ringrelay demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         other => {
             let name = format!("{other:?}");
             let name = name
