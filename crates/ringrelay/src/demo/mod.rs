@@ -463,6 +463,15 @@ impl Demo {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
+    /// The calls made so far: the ringrelay account slug, the generated call, and whether
+    /// its voicemail (if any) is in the owner's mailbox (the one ringrelay subscribes to).
+    pub fn calls(&self) -> Vec<(&'static str, &GeneratedCall, bool)> {
+        self.calls
+            .iter()
+            .map(|c| (c.account, &c.call, c.owner_voicemail()))
+            .collect()
+    }
+
     /// The store ringrelay runs on.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
