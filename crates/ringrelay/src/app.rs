@@ -3,8 +3,8 @@
 //! (port 0 allowed), and [`Application::run_until_stopped`] runs every part until the
 //! shutdown token fires:
 //!
-//! - the HTTP surface (webhook receiver, health, metrics, admin API, status page);
-//! - the processor (inbox → activities + deliveries);
+//! - the HTTP surface (webhook receiver, health, readiness, metrics, admin API, status page);
+//! - the processor (inbox → activities + deliveries) and one delivery worker per sink;
 //! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
 //!   voicemail sync;
 //! - the gap backfill and the retention pruning.
@@ -22,7 +22,9 @@ use tokio::task::JoinSet;
 
 use crate::account::AccountId;
 use crate::activity::Activity;
+use crate::admin::{self, AdminAuth, AdminState, Runtime, StoreAdminSource};
 use crate::config::{self, Settings};
+use crate::delivery::{self, ConfiguredSink};
 use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
 use crate::pipeline::process::Processor;
 use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
@@ -69,6 +71,7 @@ pub struct Application {
     options: AppOptions,
     owner: String,
     clock: Arc<dyn Clock>,
+    sinks: Vec<ConfiguredSink>,
 }
 
 fn default_owner() -> String {
@@ -128,6 +131,8 @@ impl Application {
     /// When the store cannot be opened, a client cannot be built, or the listen address
     /// cannot be bound.
     pub async fn build_with(settings: Settings, mut options: AppOptions) -> anyhow::Result<Self> {
+        // Install the Prometheus recorder before anything records a metric.
+        let _ = admin::metrics::handle();
         let store = store::open(
             &settings.store.url,
             &OpenOptions {
@@ -161,6 +166,14 @@ impl Application {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let router = sink_router(&settings)?;
+        let mut sinks = Vec::new();
+        for sink in &settings.sinks {
+            sinks.push(
+                delivery::build(sink)
+                    .await
+                    .with_context(|| format!("sink {:?}", sink.name))?,
+            );
+        }
         let listener = match options.listener.take() {
             Some(l) => l,
             None => TcpListener::bind(settings.server.listen)
@@ -178,6 +191,7 @@ impl Application {
             options,
             owner,
             clock,
+            sinks,
         })
     }
 
@@ -213,6 +227,7 @@ impl Application {
             options,
             owner,
             clock,
+            sinks,
         } = self;
         tracing::info!(
             owner,
@@ -226,8 +241,27 @@ impl Application {
         // Processor, and the events it raises.
         let wake = Arc::new(Notify::new());
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<PipelineEvent>();
-        let processor = Processor::new(store.clone(), router.clone()).with_events(events_tx);
+        let delivery_wakeup = Arc::new(Notify::new());
+        let processor = Processor::new(store.clone(), router.clone())
+            .with_events(events_tx)
+            .with_delivery_wakeup(delivery_wakeup.clone());
         parts.spawn(processor.run(stop_parts.clone(), wake.clone(), Duration::from_millis(200)));
+
+        // One delivery worker per sink.
+        let workers = tokio_util::task::TaskTracker::new();
+        delivery::worker::spawn_all(
+            &store,
+            sinks,
+            &delivery::worker::WorkerOptions {
+                owner: owner.clone(),
+                ..delivery::worker::WorkerOptions::default()
+            },
+            &delivery::worker::system_clock(),
+            &delivery_wakeup,
+            &stop_parts,
+            &workers,
+        );
+        workers.close();
 
         // One keeper per account (leased in the store, so one across replicas).
         let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
@@ -251,6 +285,7 @@ impl Application {
         // Sync per account, and the gap backfill.
         let mut triggers = std::collections::HashMap::new();
         let mut syncs = Vec::new();
+        let mut sync_map = std::collections::HashMap::new();
         for client in &clients {
             let sync = AccountSync::new(
                 client.clone(),
@@ -261,6 +296,7 @@ impl Application {
             let (tx, rx) = mpsc::unbounded_channel();
             triggers.insert(client.account().clone(), tx);
             syncs.push(sync.clone());
+            sync_map.insert(client.account().clone(), sync.clone());
             parts.spawn(sync.run(
                 stop_parts.clone(),
                 rx,
@@ -356,8 +392,27 @@ impl Application {
             ReceiverLimits::from_settings(&settings.server),
         )
         .with_stray_reports(stray_tx);
+        let admin_source = StoreAdminSource::new(store.clone(), Arc::new(settings.clone()))
+            .with_runtime(
+                Runtime {
+                    keepers: keepers.clone(),
+                    clients: clients
+                        .iter()
+                        .map(|c| (c.account().clone(), c.clone()))
+                        .collect(),
+                    syncs: sync_map,
+                },
+                clock.clone(),
+            );
+        let admin = admin::router(AdminState {
+            source: Arc::new(admin_source),
+            auth: AdminAuth::new(
+                settings.server.admin_token.clone(),
+                settings.server.public_url.scheme() == "https",
+            ),
+        });
         let app = http_router(
-            receiver::router(receiver_state),
+            receiver::router(receiver_state).merge(admin),
             wake,
             keepers.clone(),
             clock.clone(),
@@ -380,6 +435,7 @@ impl Application {
                 tracing::error!(error = %e, "a part of ringrelay panicked");
             }
         }
+        workers.wait().await;
         if let Ok(keepers) = Arc::try_unwrap(keepers) {
             for (_, k) in keepers {
                 k.shutdown().await;
@@ -395,8 +451,8 @@ impl Application {
     }
 }
 
-/// The HTTP surface around the receiver: `/healthz`, the request time limit (503, so
-/// RingCentral retries), and a processor wake-up after each accepted webhook.
+/// The HTTP surface (receiver + admin) with the request time limit (503, so RingCentral
+/// retries), a processor wake-up and a keeper heartbeat after each accepted webhook.
 fn http_router(
     receiver: Router,
     wake: Arc<Notify>,
@@ -406,7 +462,6 @@ fn http_router(
 ) -> Router {
     let timeout = settings.server.request_timeout;
     receiver
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let wake = wake.clone();

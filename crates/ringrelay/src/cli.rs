@@ -157,6 +157,23 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check => match crate::config::load_file(&cli.config) {
+            Err(e) => {
+                eprint!("ringrelay check: {e}");
+                ExitCode::from(2)
+            }
+            Ok(settings) => {
+                let (text, ok) = crate::check::run(&settings).await;
+                print!("{text}");
+                if ok {
+                    println!("\nall checks passed");
+                    ExitCode::SUCCESS
+                } else {
+                    println!("\nsome checks failed: see the ✗ lines above");
+                    ExitCode::FAILURE
+                }
+            }
+        },
         other => {
             let name = format!("{other:?}");
             let name = name

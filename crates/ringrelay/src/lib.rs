@@ -22,6 +22,7 @@ pub mod account;
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod delivery;

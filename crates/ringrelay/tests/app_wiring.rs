@@ -125,6 +125,23 @@ accounts = ["globex"]
         vec![("missed-only".to_owned(), "call.missed".to_owned())],
         "acme's missed call goes only to the sink that takes call.missed"
     );
+    // The JSONL sink's worker writes the activity out.
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        lines = std::fs::read_to_string(&jsonl)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON line");
+    assert_eq!(line["type"], "call.missed");
+    assert_eq!(line["data"]["account"], "acme");
     let health = client
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()

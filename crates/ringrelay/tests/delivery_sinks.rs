@@ -557,3 +557,64 @@ async fn http_sink_times_out_and_refuses_private_targets_without_allow_private()
     assert_eq!(server.crm.seen.lock().unwrap().len(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sink_settings_are_validated_and_built() {
+    use ringrelay::config::{Secret, SinkKind, SinkSettings};
+    let settings = |url: &str, allow_private: bool, secret: &str| SinkSettings {
+        name: "crm".into(),
+        kind: SinkKind::Webhook {
+            url: url::Url::parse(url).unwrap(),
+            secrets: vec![Secret::new(secret)],
+            timeout: Duration::from_secs(15),
+            allow_private,
+        },
+        accounts: vec![],
+        types: vec!["call.*".into()],
+        retry_schedule: vec![Duration::from_secs(5)],
+        disable_after: Duration::from_secs(3600),
+    };
+    let ok = settings("https://crm.example.com/hook", false, SECRET_OLD);
+    ringrelay::delivery::validate(&ok).unwrap();
+    let built = ringrelay::delivery::build(&ok).await.unwrap();
+    assert_eq!(built.name, "crm");
+    assert_eq!(built.policy.schedule, vec![Duration::from_secs(5)]);
+    assert!(
+        built
+            .matcher
+            .matches(&activity("k", ActivityKind::CallEnded, "acme"))
+    );
+    assert!(
+        !built
+            .matcher
+            .matches(&activity("k", ActivityKind::VoicemailReceived, "acme"))
+    );
+
+    let private = settings("http://10.0.0.1/hook", false, SECRET_OLD);
+    let err = ringrelay::delivery::validate(&private)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("private"), "{err}");
+    assert!(ringrelay::delivery::build(&private).await.is_err());
+    ringrelay::delivery::validate(&settings("http://10.0.0.1/hook", true, SECRET_OLD)).unwrap();
+    assert!(
+        ringrelay::delivery::validate(&settings("https://crm.example.com/", false, "plain"))
+            .is_err()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = SinkSettings {
+        kind: SinkKind::Jsonl {
+            path: dir.path().join("o.jsonl").to_str().unwrap().into(),
+        },
+        ..ok
+    };
+    let built = ringrelay::delivery::build(&jsonl).await.unwrap();
+    assert_eq!(
+        built
+            .sink
+            .send(&activity("k", ActivityKind::CallEnded, "acme"))
+            .await,
+        AttemptOutcome::Delivered
+    );
+}

@@ -165,6 +165,44 @@ async fn states(store: &Arc<dyn Store>, sink: &str) -> Vec<(String, DeliveryStat
 #[tokio::test]
 async fn a_calls_activities_wait_for_its_failed_one_while_another_call_proceeds() {
     let (_dir, store) = open().await;
+    ordering_per_call(store).await;
+}
+
+/// The same on PostgreSQL, in a fresh schema dropped afterwards; skipped when
+/// `RINGRELAY_TEST_POSTGRES_URL` is unset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_per_call_on_postgres() {
+    let Ok(base) = std::env::var("RINGRELAY_TEST_POSTGRES_URL") else {
+        eprintln!("RINGRELAY_TEST_POSTGRES_URL unset: skipping");
+        return;
+    };
+    let schema = format!("rr_delivery_{}", uuid::Uuid::new_v4().simple());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = StoreUrl::Postgres(format!("{base}{sep}options=-csearch_path%3D{schema}"));
+    let result = match store::open(&url, &OpenOptions::default()).await {
+        Ok(s) => tokio::spawn(ordering_per_call(s)).await,
+        Err(e) => panic!("open postgres: {e}"),
+    };
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+    drop(admin);
+    let _ = conn.await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn ordering_per_call(store: Arc<dyn Store>) {
     let clock = SimClock::new();
     add(
         &store,

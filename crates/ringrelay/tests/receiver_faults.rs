@@ -81,6 +81,14 @@ impl Store for ScriptedStore {
         Err(down())
     }
 
+    async fn inbox_account_summary(
+        &self,
+        _: &AccountId,
+        _: DateTime<Utc>,
+    ) -> Result<ringrelay::store::InboxAccountSummary, StoreError> {
+        Err(down())
+    }
+
     async fn insert_activities(
         &self,
         activities: Vec<NewActivity>,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod metrics;
 pub mod model;
 pub mod render;
+pub mod source;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use model::{
     AccountStatus, DeliveryView, DisabledFilterView, GapView, Readiness, SinkStatus, StatusReport,
     SubscriptionView,
 };
+pub use source::{Runtime, StoreAdminSource};
 
 /// The admin API's OpenAPI document (also in `docs/admin-api.openapi.json`).
 pub const OPENAPI: &str = include_str!("../../../../docs/admin-api.openapi.json");

@@ -106,6 +106,18 @@ impl StoreUrl {
             "unsupported store URL {s:?}: use sqlite://path/to/file.db or postgres://user:pass@host/db"
         ))
     }
+
+    /// A description safe to print: the SQLite path, or the Postgres host and database
+    /// without the user or password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(conn) => url::Url::parse(conn).map_or_else(
+                |_| "postgres://[unparseable]".to_owned(),
+                |u| format!("postgres://{}{}", u.host_str().unwrap_or("?"), u.path()),
+            ),
+        }
+    }
 }
 
 /// `[log]`.

@@ -136,6 +136,37 @@ impl std::fmt::Debug for ConfiguredSink {
     }
 }
 
+/// Checks a sink's settings without connecting anywhere (for config load and
+/// `ringrelay check`): the type globs, and for a webhook the SSRF rule on its URL and the
+/// signing secrets. [`build`] runs the same checks.
+///
+/// # Errors
+/// The first [`BuildError`] found.
+pub fn validate(settings: &SinkSettings) -> Result<(), BuildError> {
+    let sink = || settings.name.clone();
+    Matcher::new(&settings.accounts, &settings.types).map_err(|error| BuildError::Matcher {
+        sink: sink(),
+        error,
+    })?;
+    if let SinkKind::Webhook {
+        url,
+        secrets,
+        allow_private,
+        ..
+    } = &settings.kind
+    {
+        ssrf::check_url(url, *allow_private).map_err(|source| BuildError::Ssrf {
+            sink: sink(),
+            source,
+        })?;
+        signing::Signer::new(secrets).map_err(|source| BuildError::Secret {
+            sink: sink(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Builds the sink described by `settings` (the SSRF check of a webhook URL happens here,
 /// and again at connect time). NATS sinks connect here and create their stream when asked.
 ///

@@ -275,7 +275,14 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let name = self.sink.name.clone();
         tracing::info!(sink = %name, "delivery worker started");
+        let mut backlog_at: Option<Instant> = None;
         while !shutdown.is_cancelled() {
+            if backlog_at.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+                backlog_at = Some(Instant::now());
+                if let Err(e) = record_sink_backlog(self.store.as_ref(), &name).await {
+                    tracing::debug!(sink = %name, error = %e, "cannot read the backlog");
+                }
+            }
             let (pause, idle) = match self.run_once().await {
                 Ok(stats) if stats.claimed == 0 => (self.options.idle_poll, true),
                 Ok(_) => (self.health.backoff(), false),
@@ -322,7 +329,25 @@ pub fn spawn_all(
     }
 }
 
-/// Publishes the backlog (open deliveries) and dead-letter gauges per sink.
+/// How often a running worker refreshes its sink's delivery gauges.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
+
+async fn record_sink_backlog(store: &dyn Store, sink: &str) -> Result<(), StoreError> {
+    let counts = store.delivery_counts().await?;
+    for state in DeliveryState::ALL {
+        let n = counts
+            .iter()
+            .find(|c| c.sink == sink && c.state == state)
+            .map_or(0, |c| c.count);
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("ringrelay_deliveries", "sink" => sink.to_owned(), "state" => state.as_str())
+            .set(n as f64);
+    }
+    Ok(())
+}
+
+/// Publishes the delivery gauges (`ringrelay_deliveries{sink,state}`: backlog = pending +
+/// failed + in flight, and the dead-letter count) of every sink.
 ///
 /// # Errors
 /// A store failure.

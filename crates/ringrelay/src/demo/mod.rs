@@ -104,21 +104,15 @@ impl Clock for DemoClock {
 struct Running {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    workers_stop: CancellationToken,
-    workers: tokio_util::task::TaskTracker,
 }
 
 impl Running {
     async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
-        let outcome = tokio::time::timeout(Duration::from_secs(30), self.task)
+        tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .context("ringrelay did not stop within 30 s")?
-            .context("ringrelay panicked")?;
-        self.workers_stop.cancel();
-        self.workers.close();
-        self.workers.wait().await;
-        outcome
+            .context("ringrelay panicked")?
     }
 }
 
@@ -367,7 +361,7 @@ reconcile_interval = "1s"
 silence_threshold = "1h"
 token_grace = "10m"
 [sync]
-interval = "1s"
+interval = "1m"
 backfill_margin = "2m"
 [[sinks]]
 name = "{SINK}"
@@ -557,6 +551,31 @@ impl Demo {
             })
     }
 
+    /// One line per coverage gap: account, cause, window, backfill state.
+    async fn gap_lines(&self) -> Vec<String> {
+        let gaps = self.store.gaps(None, None).await.unwrap_or_default();
+        gaps.iter()
+            .map(|g| {
+                let until = g
+                    .until
+                    .map_or_else(|| "open".to_owned(), |t| t.format("%H:%M:%S").to_string());
+                let backfill = match &g.backfill {
+                    BackfillState::Done {
+                        records,
+                        activities,
+                    } => format!("backfilled: {records} call-log records, {activities} activities"),
+                    other => format!("{other:?}").to_lowercase(),
+                };
+                format!(
+                    "[gap       ] {:<7} {:?} {} -> {until}: {backfill}",
+                    g.account.as_str(),
+                    g.cause,
+                    g.from.format("%H:%M:%S"),
+                )
+            })
+            .collect()
+    }
+
     /// Waits until both accounts have an Active subscription at the simulator.
     async fn wait_subscribed(&self) -> anyhow::Result<()> {
         let timeout = self.options.step_timeout;
@@ -590,7 +609,21 @@ impl Demo {
         let before: Vec<String> = (0..2)
             .filter_map(|i| self.subscription_state(i).map(|s| s.2))
             .collect();
-        self.sim.advance(Duration::from_secs(45 * 60)).await;
+        // Run time to 10 minutes before the earliest expiry: inside the renewal window
+        // (a third of the 1 h lifetime), before RingCentral expires anything.
+        let earliest = before
+            .iter()
+            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .min();
+        let jump = earliest
+            .and_then(|t| {
+                (t - self.sim.clock().now() - chrono::Duration::minutes(10))
+                    .to_std()
+                    .ok()
+            })
+            .unwrap_or_default();
+        self.sim.advance(jump).await;
         self.renewed = wait_for(timeout, || async {
             let now: Vec<String> = (0..2)
                 .filter_map(|i| self.subscription_state(i).map(|s| s.2))
@@ -600,7 +633,8 @@ impl Demo {
         .await
         .is_some();
         say(format!(
-            "[renewal   ] 45 simulated minutes later: subscriptions renewed: {}",
+            "[renewal   ] {} simulated minutes later: subscriptions renewed: {}",
+            jump.as_secs() / 60,
             yes(self.renewed)
         ));
 
@@ -642,7 +676,10 @@ impl Demo {
         self.wait_subscribed().await?;
         say(self.progress("subscribed").await);
         self.make_calls(say).await?;
+        // Simulated time keeps running (5 s per poll) so the rate-limit windows the
+        // backfill waits for come round.
         let backfilled = wait_for(timeout, || async {
+            self.sim.advance(Duration::from_secs(5)).await;
             let gaps = self.store.gaps(None, None).await.ok()?;
             (!gaps.is_empty()
                 && gaps
@@ -655,6 +692,9 @@ impl Demo {
             say("[restart   ] not every gap was backfilled in time".to_owned());
         }
         self.settle(say, "backfilled").await;
+        for line in self.gap_lines().await {
+            say(line);
+        }
 
         // 5. An operator replay: the CRM drops every resent activity.
         self.replayed = delivery::worker::replay(
@@ -793,7 +833,7 @@ impl Demo {
     }
 }
 
-/// Builds and starts ringrelay on `listener`, plus one delivery worker per sink.
+/// Builds and starts ringrelay on `listener`.
 async fn launch(
     settings: &Settings,
     sim: &SimHandle,
@@ -812,35 +852,7 @@ async fn launch(
     let store = app.store();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
-    // The delivery workers (until the application runs them itself).
-    let workers_stop = CancellationToken::new();
-    let workers = tokio_util::task::TaskTracker::new();
-    let mut sinks = Vec::new();
-    for s in &settings.sinks {
-        sinks.push(delivery::build(s).await?);
-    }
-    delivery::worker::spawn_all(
-        &store,
-        sinks,
-        &delivery::worker::WorkerOptions {
-            owner: format!("demo-worker-{}", uuid::Uuid::new_v4().simple()),
-            idle_poll: Duration::from_millis(100),
-            ..delivery::worker::WorkerOptions::default()
-        },
-        &delivery::worker::system_clock(),
-        &Arc::new(tokio::sync::Notify::new()),
-        &workers_stop,
-        &workers,
-    );
-    Ok((
-        Running {
-            stop,
-            task,
-            workers_stop,
-            workers,
-        },
-        store,
-    ))
+    Ok((Running { stop, task }, store))
 }
 
 /// `ringrelay demo`: runs the scripted day, prints progress and the summary table; exit
@@ -853,6 +865,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         data: args.data.clone(),
         ..DemoOptions::default()
     };
+    // ringrelay's own log only when asked (RUST_LOG), so the progress lines stay readable.
+    crate::telemetry::init(crate::config::LogFormat::Pretty, "off");
     println!("ringrelay demo: simulator, demo CRM and ringrelay on 127.0.0.1");
     let mut demo = Demo::start(options).await?;
     println!("status page: {} (admin token: demo)", demo.status_url());

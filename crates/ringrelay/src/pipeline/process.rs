@@ -41,6 +41,7 @@ pub struct Processor {
     store: Arc<dyn Store>,
     router: SinkRouter,
     events: Option<mpsc::UnboundedSender<PipelineEvent>>,
+    delivery_wakeup: Option<Arc<Notify>>,
     batch: usize,
 }
 
@@ -56,6 +57,7 @@ impl Processor {
             store,
             router,
             events: None,
+            delivery_wakeup: None,
             batch: 256,
         }
     }
@@ -64,6 +66,14 @@ impl Processor {
     #[must_use]
     pub fn with_events(mut self, events: mpsc::UnboundedSender<PipelineEvent>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Notifies `wakeup` whenever new activities (hence deliveries) are stored, so idle
+    /// delivery workers start at once.
+    #[must_use]
+    pub fn with_delivery_wakeup(mut self, wakeup: Arc<Notify>) -> Self {
+        self.delivery_wakeup = Some(wakeup);
         self
     }
 
@@ -205,6 +215,11 @@ impl Processor {
             for e in events {
                 let _ = tx.send(e);
             }
+        }
+        if report.activities > 0
+            && let Some(w) = &self.delivery_wakeup
+        {
+            w.notify_waiters();
         }
         metrics::gauge!("ringrelay_processor_position").set(last as f64);
         Ok(report)

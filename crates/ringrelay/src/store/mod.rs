@@ -99,6 +99,17 @@ pub trait Store: Send + Sync + 'static {
     /// On a backend failure.
     async fn inbox_stats(&self) -> Result<InboxStats, StoreError>;
 
+    /// One account's traffic: when its newest notification was received, and how many
+    /// were received at or after `since` (for `status` and the last-event metric).
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn inbox_account_summary(
+        &self,
+        account: &AccountId,
+        since: DateTime<Utc>,
+    ) -> Result<InboxAccountSummary, StoreError>;
+
     // ----- activities and deliveries -----
 
     /// Stores activities and their deliveries, and moves `processed` (typically the

@@ -45,6 +45,15 @@ impl Default for OpenOptions {
     }
 }
 
+/// One account's inbox traffic (see [`Store::inbox_account_summary`](super::Store::inbox_account_summary)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxAccountSummary {
+    /// When the newest notification still in the inbox was received.
+    pub last_received_at: Option<DateTime<Utc>>,
+    /// Notifications received at or after the asked time.
+    pub since_count: u64,
+}
+
 /// One stored inbox notification, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxRow {

@@ -781,3 +781,24 @@ pub async fn pruning_removes_old_rows_and_keeps_recent_dedup_keys(s: S) {
 pub async fn ping_answers(s: S) {
     s.ping().await.unwrap();
 }
+
+pub async fn account_summaries_count_one_accounts_recent_traffic(s: S) {
+    let none = s.inbox_account_summary(&acme(), t(0)).await.unwrap();
+    assert_eq!(none.last_received_at, None);
+    assert_eq!(none.since_count, 0);
+    for (i, at) in [10, 20, 30].into_iter().enumerate() {
+        s.append_inbox(note(&format!("u-{i}"), t(at)))
+            .await
+            .unwrap();
+    }
+    let mut other = note("other-1", t(40));
+    other.account = AccountId::parse("globex").unwrap();
+    s.append_inbox(other).await.unwrap();
+    let sum = s.inbox_account_summary(&acme(), t(20)).await.unwrap();
+    assert_eq!(
+        sum.last_received_at,
+        Some(t(30)),
+        "globex's later row does not count"
+    );
+    assert_eq!(sum.since_count, 2, "rows at or after the time asked");
+}

@@ -105,5 +105,6 @@ conformance!(
     concurrent_acquirers_get_the_lease_once,
     telephony_state_is_saved_loaded_and_deleted,
     pruning_removes_old_rows_and_keeps_recent_dedup_keys,
+    account_summaries_count_one_accounts_recent_traffic,
     ping_answers,
 );

@@ -20,9 +20,9 @@ use crate::store::codec::{
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
-    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxRow, InboxStats, Lease,
-    NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError, SubscriptionRecord,
-    chrono_duration,
+    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxAccountSummary, InboxRow,
+    InboxStats, Lease, NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError,
+    SubscriptionRecord, chrono_duration,
 };
 
 /// Rows removed per pruning transaction.
@@ -535,6 +535,28 @@ impl Store for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn inbox_account_summary(
+        &self,
+        acc: &AccountId,
+        since: DateTime<Utc>,
+    ) -> Result<InboxAccountSummary, StoreError> {
+        let since = codec::us(since);
+        let mut v = self
+            .query(
+                "SELECT (SELECT MAX(received_at) FROM inbox WHERE account = $1),
+                        (SELECT COUNT(*) FROM inbox WHERE account = $1 AND received_at >= $2)",
+                &[&acc.as_str(), &since],
+                |r| {
+                    Ok(InboxAccountSummary {
+                        last_received_at: codec::opt_time(get(r, 0)?)?,
+                        since_count: codec::count(get(r, 1)?),
+                    })
+                },
+            )
+            .await?;
+        Ok(v.pop().unwrap_or_default())
     }
 
     async fn last_liveness(&self, acc: &AccountId) -> Result<Option<DateTime<Utc>>, StoreError> {

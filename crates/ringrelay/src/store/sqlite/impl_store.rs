@@ -15,9 +15,9 @@ use crate::store::codec::{
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
-    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxRow, InboxStats, Lease,
-    NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError, SubscriptionRecord,
-    chrono_duration,
+    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxAccountSummary, InboxRow,
+    InboxStats, Lease, NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError,
+    SubscriptionRecord, chrono_duration,
 };
 
 use super::ops::{PRUNE_BATCH, acquire, claim, complete, insert_activity, prune_batch, set_cursor};
@@ -425,6 +425,30 @@ impl Store for SqliteStore {
             )
             .map_err(sql_err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn inbox_account_summary(
+        &self,
+        acc: &AccountId,
+        since: DateTime<Utc>,
+    ) -> Result<InboxAccountSummary, StoreError> {
+        let acc = acc.clone();
+        let since = us(since);
+        self.read(move |c| {
+            let (last, n): (Option<i64>, i64) = c
+                .query_row(
+                    "SELECT (SELECT MAX(received_at) FROM inbox WHERE account = ?1),
+                            (SELECT COUNT(*) FROM inbox WHERE account = ?1 AND received_at >= ?2)",
+                    rusqlite::params![acc.as_str(), since],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sql_err)?;
+            Ok(InboxAccountSummary {
+                last_received_at: opt_time(last)?,
+                since_count: u64::try_from(n).unwrap_or(0),
+            })
         })
         .await
     }

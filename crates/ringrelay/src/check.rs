@@ -1,0 +1,271 @@
+//! `ringrelay check`: validates the config, then for each account asks RingCentral the
+//! questions an operator would (token, credential expiry, permissions, subscriptions and
+//! refused filters) and tests that our own webhook URL answers the validation handshake.
+//! Prints a plain-language verdict per account; the exit status is non-zero when anything
+//! is wrong.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::config::{AccountSettings, Settings};
+use crate::keeper::explain;
+use crate::ringcentral::{
+    CallLogQuery, ClientSettings, Priority, RingCentral, SubscriptionStatus, VoicemailQuery,
+};
+use crate::store::{self, OpenOptions};
+
+/// One finding: fine, or a problem with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// True when this is a problem.
+    pub problem: bool,
+    /// What was found, in plain words.
+    pub text: String,
+}
+
+impl Finding {
+    fn ok(text: impl Into<String>) -> Self {
+        Self {
+            problem: false,
+            text: text.into(),
+        }
+    }
+    fn bad(text: impl Into<String>) -> Self {
+        Self {
+            problem: true,
+            text: text.into(),
+        }
+    }
+}
+
+/// An account's findings.
+#[derive(Debug, Clone)]
+pub struct AccountReport {
+    /// The account slug.
+    pub account: String,
+    /// What was found, in the order checked.
+    pub findings: Vec<Finding>,
+}
+
+impl AccountReport {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.findings.iter().all(|f| !f.problem)
+    }
+}
+
+/// Sends a validation handshake to `url` the way RingCentral does and checks the answer.
+async fn handshake(http: &reqwest::Client, url: &str) -> Finding {
+    let token = uuid::Uuid::new_v4().to_string();
+    match http
+        .post(url)
+        .header("Validation-Token", &token)
+        .send()
+        .await
+    {
+        Err(e) => Finding::bad(format!(
+            "our webhook URL {url} did not answer the handshake ({e}); RingCentral must be able to reach it"
+        )),
+        Ok(r) => {
+            let echoed = r
+                .headers()
+                .get("validation-token")
+                .and_then(|v| v.to_str().ok())
+                == Some(token.as_str());
+            let json = r
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if r.status().is_success() && echoed && json {
+                Finding::ok(format!("our webhook URL {url} answers the handshake"))
+            } else {
+                Finding::bad(format!(
+                    "our webhook URL {url} answered the handshake with HTTP {} (token echoed: {echoed}, JSON: {json}); is `ringrelay serve` running behind it?",
+                    r.status().as_u16()
+                ))
+            }
+        }
+    }
+}
+
+/// Checks one account.
+pub async fn check_account(settings: &Settings, account: &AccountSettings) -> AccountReport {
+    let mut findings = Vec::new();
+    let address = settings.server.webhook_url(&account.id).to_string();
+    let client = match RingCentral::new(ClientSettings::from_account(account)) {
+        Ok(c) => c,
+        Err(e) => {
+            findings.push(Finding::bad(format!("cannot build the client: {e}")));
+            return AccountReport {
+                account: account.id.to_string(),
+                findings,
+            };
+        }
+    };
+    let now = Utc::now();
+    match client.credential_expires_at() {
+        Some(at) if at <= now => findings.push(Finding::bad(format!(
+            "the JWT credential expired on {at}: create a new one in the developer console"
+        ))),
+        Some(at) if at - now < chrono::Duration::days(14) => findings.push(Finding::bad(format!(
+            "the JWT credential expires on {at} (in {} days): replace it soon",
+            (at - now).num_days()
+        ))),
+        Some(at) => findings.push(Finding::ok(format!(
+            "the JWT credential is valid until {at}"
+        ))),
+        None => findings.push(Finding::ok("the JWT credential has no expiry")),
+    }
+    if let Err(e) = client.authenticate().await {
+        findings.push(Finding::bad(format!(
+            "cannot get an access token: {}",
+            explain::api_error(&e, &address)
+        )));
+        return AccountReport {
+            account: account.id.to_string(),
+            findings,
+        };
+    }
+    findings.push(Finding::ok("got an access token"));
+
+    let mut query = CallLogQuery::account(now - chrono::Duration::hours(1), None);
+    query.per_page = 1;
+    query.priority = Priority::Backfill;
+    match client.call_log(&query).await {
+        Ok(_) => findings.push(Finding::ok("may read the company call log (ReadCallLog)")),
+        Err(e) => findings.push(Finding::bad(format!(
+            "cannot read the company call log (needs ReadCallLog and a user allowed to see the company's calls): {}",
+            explain::api_error(&e, &address)
+        ))),
+    }
+    match client
+        .voicemails(&VoicemailQuery {
+            extension_id: "~".to_owned(),
+            date_from: now - chrono::Duration::hours(1),
+            date_to: None,
+            per_page: 1,
+            priority: Priority::Backfill,
+        })
+        .await
+    {
+        Ok(_) => findings.push(Finding::ok("may read the message store (ReadMessages)")),
+        Err(e) => findings.push(Finding::bad(format!(
+            "cannot read voicemail (needs ReadMessages): {}",
+            explain::api_error(&e, &address)
+        ))),
+    }
+
+    match client.list_subscriptions().await {
+        Err(e) => findings.push(Finding::bad(format!(
+            "cannot list subscriptions: {}",
+            explain::api_error(&e, &address)
+        ))),
+        Ok(subs) => {
+            let ours: Vec<_> = subs
+                .iter()
+                .filter(|s| s.address.as_deref() == Some(address.as_str()))
+                .collect();
+            let others = subs.len() - ours.len();
+            if ours.is_empty() {
+                findings.push(Finding::bad(format!(
+                    "no subscription points at {address}: start `ringrelay serve` (its keeper creates one)"
+                )));
+            }
+            for s in &ours {
+                let expires = s.expires_at.to_rfc3339();
+                let line = format!("subscription {} is {:?}, expires {expires}", s.id, s.status);
+                if s.status == SubscriptionStatus::Active {
+                    findings.push(Finding::ok(line));
+                } else {
+                    findings.push(Finding::bad(format!(
+                        "{line}: the keeper of a running `ringrelay serve` recreates it; `ringrelay subscriptions recreate --account {}` forces it",
+                        account.id
+                    )));
+                }
+                for f in &s.disabled_filters {
+                    findings.push(Finding::ok(explain::refused_filter(
+                        &crate::store::DisabledFilter {
+                            filter: f.filter.clone(),
+                            reason: f.reason.clone(),
+                        },
+                    )));
+                }
+            }
+            if ours.len() > 1 {
+                findings.push(Finding::bad(format!(
+                    "{} subscriptions point at {address}: every event arrives {} times; the keeper deletes the strays",
+                    ours.len(),
+                    ours.len()
+                )));
+            }
+            if others > 0 {
+                findings.push(Finding::ok(format!(
+                    "{others} other subscription(s) of this app point elsewhere (left alone)"
+                )));
+            }
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build();
+    match http {
+        Ok(http) => findings.push(handshake(&http, &address).await),
+        Err(e) => findings.push(Finding::bad(format!("cannot build an HTTP client: {e}"))),
+    }
+    AccountReport {
+        account: account.id.to_string(),
+        findings,
+    }
+}
+
+/// Runs every check and renders the verdicts, with `true` when all is well.
+pub async fn run(settings: &Settings) -> (String, bool) {
+    let mut out = String::new();
+    let mut all_ok = true;
+    let _ = writeln!(
+        out,
+        "config: ok ({} account(s), {} sink(s))",
+        settings.accounts.len(),
+        settings.sinks.len()
+    );
+    match store::open(&settings.store.url, &OpenOptions::default()).await {
+        Ok(s) => match s.ping().await {
+            Ok(()) => {
+                let _ = writeln!(out, "store: ok ({})", settings.store.url.redacted());
+            }
+            Err(e) => {
+                all_ok = false;
+                let _ = writeln!(out, "store: PROBLEM: {e}");
+            }
+        },
+        Err(e) => {
+            all_ok = false;
+            let _ = writeln!(
+                out,
+                "store: PROBLEM: cannot open {}: {e}",
+                settings.store.url.redacted()
+            );
+        }
+    }
+    if settings.accounts.is_empty() {
+        all_ok = false;
+        let _ = writeln!(
+            out,
+            "accounts: PROBLEM: none configured; add an [[accounts]] table"
+        );
+    }
+    for account in &settings.accounts {
+        let report = check_account(settings, account).await;
+        let verdict = if report.ok() { "OK" } else { "PROBLEMS" };
+        all_ok &= report.ok();
+        let _ = writeln!(out, "\naccount {}: {verdict}", report.account);
+        for f in &report.findings {
+            let mark = if f.problem { "✗" } else { "✓" };
+            let _ = writeln!(out, "  {mark} {}", f.text);
+        }
+    }
+    (out, all_ok)
+}

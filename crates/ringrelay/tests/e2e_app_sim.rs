@@ -1,0 +1,314 @@
+//! The whole service against the simulator: the keeper subscribes (the simulator's
+//! handshake reaches our receiver), `check` sees a healthy account, a missed call's live
+//! events become `call.missed`, and the call-log sync adds its `call.logged`, each written
+//! once to the sink.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringrelay::app::{AppOptions, Application};
+use ringrelay::config;
+use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig};
+use tokio_util::sync::CancellationToken;
+
+async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+struct World {
+    sim: ringrelay_sim::SimHandle,
+    dir: tempfile::TempDir,
+    jsonl: std::path::PathBuf,
+    port: u16,
+    settings: ringrelay::config::Settings,
+}
+
+async fn world() -> World {
+    let mut sim_config = SimConfig::default().with_rate_limits(RateLimits {
+        enabled: false,
+        ..RateLimits::default()
+    });
+    sim_config.reorder_rate = 0.3;
+    sim_config.duplicate_rate = 0.3;
+    let sim = Sim::start(sim_config).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jsonl = dir.path().join("activities.jsonl");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+admin_token = "admin-secret"
+[store]
+url = "sqlite://{db}"
+[keeper]
+reconcile_interval = "10s"
+[sync]
+interval = "1h"
+[[accounts]]
+id = "acme"
+server = "{server}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+jwt = "{jwt}"
+[[sinks]]
+name = "log"
+type = "jsonl"
+path = "{jsonl}"
+"#,
+        db = dir.path().join("e2e.db").display(),
+        server = sim.base_url(),
+        client_id = sim.config().client_id,
+        client_secret = sim.config().client_secret,
+        jwt = sim.accounts()[0].jwt,
+        jsonl = jsonl.display(),
+    );
+    let settings = config::load(&text, &HashMap::new()).expect("config");
+    drop(listener);
+    World {
+        sim,
+        dir,
+        jsonl,
+        port,
+        settings,
+    }
+}
+
+impl World {
+    async fn start(
+        &self,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the same port again");
+        let app = Application::build_with(
+            self.settings.clone(),
+            AppOptions {
+                listener: Some(listener),
+                clock: Some(Arc::new(self.sim.clock())),
+                call_log_lag: Duration::from_millis(200),
+                ..AppOptions::default()
+            },
+        )
+        .await
+        .expect("build");
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+        (stop, running)
+    }
+
+    async fn wait_subscribed(&self) {
+        let address = format!("http://127.0.0.1:{}/webhooks/ringcentral/acme", self.port);
+        wait_for("an Active subscription at our address", || {
+            self.sim.subscriptions().iter().any(|s| {
+                s["status"] == "Active" && s["deliveryMode"]["address"] == address.as_str()
+            })
+        })
+        .await;
+    }
+}
+
+async fn stop(stop: CancellationToken, running: tokio::task::JoinHandle<anyhow::Result<()>>) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops")
+        .expect("join")
+        .expect("clean");
+}
+
+#[tokio::test]
+async fn subscribe_check_receive_and_sync() {
+    let w = world().await;
+    let (sim, jsonl, settings) = (&w.sim, &w.jsonl, &w.settings);
+    let rc_account = sim.accounts()[0].id.clone();
+    let (stop_app, running) = w.start().await;
+    w.wait_subscribed().await;
+    let _ = &w.dir;
+    // Operators see it: ready, covered, metrics.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{}", w.port);
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status(),
+        reqwest::StatusCode::OK,
+        "{:?}",
+        ready.text().await
+    );
+    let status: serde_json::Value = http
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("status JSON");
+    assert_eq!(status["accounts"][0]["id"], "acme");
+    assert_eq!(status["accounts"][0]["subscription"]["status"], "Active");
+    assert_eq!(status["accounts"][0]["problems"], serde_json::json!([]));
+
+    let (report, ok) = ringrelay::check::run(settings).await;
+    assert!(ok, "check should pass:\n{report}");
+    assert!(report.contains("answers the handshake"), "{report}");
+
+    sim.run_call(&rc_account, CallScenario::InboundMissed)
+        .await
+        .expect("call");
+    sim.complete_calls().await;
+    wait_for("call.missed in the sink", || {
+        lines(jsonl).iter().any(|l| l["type"] == "call.missed")
+    })
+    .await;
+
+    // The call log shows the call 15–30 s (simulated) after it ended.
+    sim.advance(Duration::from_secs(40)).await;
+    wait_for("call.logged in the sink", || {
+        lines(jsonl).iter().any(|l| l["type"] == "call.logged")
+    })
+    .await;
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("ringrelay_webhooks_total"), "{metrics}");
+    assert!(metrics.contains("ringrelay_subscription_expiry_seconds{account=\"acme\"}"));
+
+    let all = lines(jsonl);
+    let mut ids: Vec<&str> = all
+        .iter()
+        .filter_map(|l| l["data"]["id"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "each activity written once: {all:?}");
+    assert_eq!(all.iter().filter(|l| l["type"] == "call.missed").count(), 1);
+
+    stop(stop_app, running).await;
+}
+
+/// Issue 7's acceptance: ringrelay stopped for a simulated hour while 50 calls (5 of them
+/// voicemails) happen; after the restart each reaches the sink exactly once, from the
+/// backfill of the downtime gap.
+#[tokio::test]
+async fn an_hour_of_downtime_is_backfilled_exactly_once() {
+    let w = world().await;
+    let rc_account = w.sim.accounts()[0].id.clone();
+    let (stop_app, running) = w.start().await;
+    w.wait_subscribed().await;
+    stop(stop_app, running).await;
+
+    let scenarios = [
+        CallScenario::InboundAnswered,
+        CallScenario::InboundMissed,
+        CallScenario::OutboundAnswered,
+        CallScenario::HoldResume,
+        CallScenario::Transferred,
+        CallScenario::InboundAnswered,
+        CallScenario::InboundMissed,
+        CallScenario::OutboundAnswered,
+        CallScenario::HoldResume,
+        CallScenario::InboundVoicemail,
+    ];
+    let mut records = 0;
+    let mut missed = 0;
+    let mut voicemails = 0;
+    let mut all_voicemails = 0;
+    let owner = w.sim.accounts()[0].owner().id.clone();
+    for i in 0..50 {
+        let call = w
+            .sim
+            .run_call(&rc_account, scenarios[i % scenarios.len()])
+            .await
+            .expect("call");
+        records += call.call_log.len();
+        missed += usize::from(matches!(
+            call.scenario,
+            CallScenario::InboundMissed | CallScenario::InboundVoicemail
+        ));
+        // RingCentral shows a voicemail only in its extension's message store, and the
+        // JWT user's extension (`~`) is the one ringrelay reads (every extension is the
+        // company-wide coverage issue's work).
+        all_voicemails += usize::from(call.voicemail.is_some());
+        voicemails += usize::from(
+            call.voicemail
+                .as_ref()
+                .is_some_and(|v| v.extension_id == owner),
+        );
+        w.sim.complete_calls().await;
+        w.sim.advance(Duration::from_secs(70)).await;
+    }
+    assert_eq!(all_voicemails, 5);
+    assert!(
+        lines(&w.jsonl).iter().all(|l| l["type"] != "call.logged"),
+        "nothing while down"
+    );
+
+    let (stop_app, running) = w.start().await;
+    wait_for(
+        "every call logged, missed and voicemail from the backfill",
+        || {
+            let all = lines(&w.jsonl);
+            let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
+            count("call.logged") >= records
+                && count("call.missed") >= missed
+                && count("voicemail.received") >= voicemails
+        },
+    )
+    .await;
+    // Give stragglers (a second sync pass, a repeated backfill) a moment to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = lines(&w.jsonl);
+    let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
+    assert_eq!(count("call.logged"), records, "each call-log record once");
+    assert_eq!(count("call.missed"), missed, "each missed call once");
+    assert_eq!(
+        count("voicemail.received"),
+        voicemails,
+        "each voicemail once"
+    );
+    for l in all.iter().filter(|l| {
+        matches!(
+            l["type"].as_str(),
+            Some("call.logged" | "call.missed" | "voicemail.received")
+        )
+    }) {
+        assert_eq!(l["data"]["source"], "backfill", "{l}");
+    }
+    stop(stop_app, running).await;
+}
