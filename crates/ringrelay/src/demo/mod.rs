@@ -239,7 +239,8 @@ impl DemoReport {
             && self.bad_signatures == 0
             && self.renewed
             && self.repaired
-            && self.backfilled > 0
+            && self.gaps > 0
+            && self.backfilled == self.gaps
     }
 
     /// The summary table.
