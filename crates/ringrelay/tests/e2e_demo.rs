@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use ringrelay::demo::{ACCOUNTS, Demo, DemoOptions};
+use ringrelay::demo::{ACCOUNTS, Demo, DemoOptions, RESENT};
 use ringrelay_sim::CallScenario;
 
 /// Plays the demo on `store_url` (`None` = SQLite in a temporary directory) and checks
@@ -74,6 +74,10 @@ async fn play_and_check(store_url: Option<String>) {
     assert_eq!(report.replayed, delivered as u64, "{table}");
     assert_eq!(report.by_type.values().sum::<usize>(), delivered, "{table}");
     assert_eq!(report.crm_refused, crm_failures, "{table}");
+    // Notifications posted again with the same uuid are stored once; the simulator's own
+    // duplicates (a new uuid) derive nothing new.
+    assert_eq!(report.events_resent_same_uuid, RESENT as u64, "{table}");
+    assert_eq!(report.events_duplicated, RESENT as u64, "{table}");
     assert_eq!(report.bad_signatures, 0, "{table}");
     assert_eq!(report.undelivered, 0, "{table}");
     assert!(report.renewed, "{table}");

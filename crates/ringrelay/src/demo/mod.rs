@@ -6,11 +6,12 @@
 //! simulator's accelerated clock:
 //!
 //! 1. a round of calls of every scenario on both accounts (answered, missed, voicemail,
-//!    outbound, hold, transfer), with duplicate and out-of-order webhook deliveries;
+//!    outbound, hold, transfer), with duplicate and out-of-order webhook deliveries, then a
+//!    few notifications posted again with the same `uuid` (stored once);
 //! 2. time runs to the subscriptions' renewal window: the keeper renews them;
 //! 3. RingCentral blacklists one account's subscription: the keeper repairs it;
 //! 4. ringrelay stops, calls happen while it is down, a new ringrelay starts on the same
-//!    store and port, and the gap backfill fills the hole from the call log;
+//!    store and port, calls go on, and the gap backfill covers the hole from the call log;
 //! 5. an operator replay resends every activity: the CRM drops them all as duplicates.
 //!
 //! [`DemoReport`] then checks the invariants (every call reached the CRM, every activity
@@ -47,6 +48,9 @@ pub const SINK: &str = "crm";
 
 /// The secret ringrelay signs with and the demo CRM verifies with.
 const SECRET: &str = "whsec_ZGVtby1zZWNyZXQtZm9yLXJpbmdyZWxheQ==";
+
+/// How many already delivered notifications the demo posts again with the same `uuid`.
+pub const RESENT: usize = 5;
 
 /// The ringrelay account slugs of the two simulated accounts.
 pub const ACCOUNTS: [&str; 2] = ["acme", "globex"];
@@ -156,6 +160,7 @@ pub struct Demo {
     renewed: bool,
     repaired: bool,
     replayed: u64,
+    resent_same_uuid: u64,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -210,6 +215,8 @@ pub struct DemoReport {
     pub events_stored: u64,
     /// Webhook notifications dropped as duplicates by the receiver (same `uuid`).
     pub events_duplicated: u64,
+    /// Notifications posted again with the same `uuid` (RingCentral retrying).
+    pub events_resent_same_uuid: u64,
     /// Notifications the simulator posted twice (a new `uuid`, the same body): the
     /// processor derives nothing new from them.
     pub events_resent: usize,
@@ -235,6 +242,7 @@ impl DemoReport {
     /// Whether every invariant holds.
     pub fn ok(&self) -> bool {
         self.accounts.iter().all(AccountSummary::ok)
+            && self.events_duplicated >= self.events_resent_same_uuid
             && self.undelivered == 0
             && self.bad_signatures == 0
             && self.renewed
@@ -449,6 +457,7 @@ impl Demo {
             renewed: false,
             repaired: false,
             replayed: 0,
+            resent_same_uuid: 0,
             _tmp: tmp,
         })
     }
@@ -577,6 +586,39 @@ impl Demo {
             .collect()
     }
 
+    /// Posts the last `n` notifications ringrelay accepted again, as RingCentral does when
+    /// it misses an answer: same envelope, same `uuid`. Returns how many were accepted.
+    async fn resend(&self, n: usize) -> anyhow::Result<u64> {
+        let subscriptions = self.store.subscriptions().await?;
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let sent: Vec<_> = self
+            .sim
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.status == Some(200))
+            .collect();
+        let mut accepted = 0;
+        for d in sent.iter().rev().take(n) {
+            let token = subscriptions
+                .iter()
+                .find(|r| r.id == d.subscription_id)
+                .and_then(|r| r.verification_token.as_ref())
+                .map(|t| t.expose().to_owned())
+                .unwrap_or_default();
+            let answer = http
+                .post(&d.address)
+                .header("content-type", "application/json")
+                .header("verification-token", token)
+                .body(d.envelope.to_string())
+                .send()
+                .await?;
+            if answer.status().is_success() {
+                accepted += 1;
+            }
+        }
+        Ok(accepted)
+    }
+
     /// Waits until both accounts have an Active subscription at the simulator.
     async fn wait_subscribed(&self) -> anyhow::Result<()> {
         let timeout = self.options.step_timeout;
@@ -602,9 +644,15 @@ impl Demo {
         self.wait_subscribed().await?;
         say(self.progress("subscribed").await);
 
-        // 1. A round of calls.
+        // 1. A round of calls, then RingCentral retrying notifications it already sent.
         self.make_calls(say).await?;
         self.settle(say, "delivered").await;
+        self.resent_same_uuid = self.resend(RESENT).await?;
+        say(format!(
+            "[resend    ] RingCentral posted {} notifications again with the same uuid; stored once: {}",
+            self.resent_same_uuid,
+            yes(self.store.inbox_stats().await?.duplicates >= self.resent_same_uuid)
+        ));
 
         // 2. Time runs to the renewal window; the keeper renews.
         let before: Vec<String> = (0..2)
@@ -802,6 +850,7 @@ impl Demo {
             events_stored: inbox.rows,
             events_duplicated: inbox.duplicates,
             events_resent: resent(&self.sim),
+            events_resent_same_uuid: self.resent_same_uuid,
             crm_refused: crm.refused,
             bad_signatures: crm.bad_signatures,
             undelivered: deliveries
