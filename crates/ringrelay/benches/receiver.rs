@@ -2,7 +2,8 @@
 //! (`synchronous=FULL`) against a bare hyper 200-OK server, driven by the same in-process
 //! load generator (1 KB POSTs, 64 connections) in the same run.
 //!
-//! `cargo bench -p ringrelay --bench receiver` (options: `--seconds N`, `--connections N`).
+//! `cargo bench -p ringrelay --bench receiver` (options: `--seconds N`, `--connections N`,
+//! `--store URL` to measure another store, e.g. a fresh Postgres schema).
 //! Prints throughput for both, their ratio (goal ≥ 0.40) and the receiver's p50/p99
 //! acknowledgement latency (goal p99 < 25 ms).
 
@@ -133,6 +134,14 @@ async fn bare_server(stop: CancellationToken) -> SocketAddr {
     addr
 }
 
+fn arg_text(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn arg(name: &str, default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -154,11 +163,14 @@ fn main() {
         let bare = bare_server(stop.clone()).await;
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = StoreUrl::parse(&format!(
-            "sqlite://{}",
-            dir.path().join("bench.db").display()
-        ))
-        .expect("url");
+        let url = match arg_text("--store") {
+            Some(u) => StoreUrl::parse(&u).expect("--store: sqlite://… or postgres://…"),
+            None => StoreUrl::parse(&format!(
+                "sqlite://{}",
+                dir.path().join("bench.db").display()
+            ))
+            .expect("url"),
+        };
         let store = store::open(&url, &OpenOptions::default())
             .await
             .expect("store");
@@ -218,7 +230,11 @@ fn main() {
             b.errors
         );
         println!(
-            "  receiver + SQLite : {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
+            "  receiver + {:<8}: {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
+            match url {
+                StoreUrl::Sqlite(_) => "SQLite",
+                StoreUrl::Postgres(_) => "Postgres",
+            },
             r.rate(),
             r.pct(0.5),
             r.pct(0.99),

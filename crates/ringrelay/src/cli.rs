@@ -174,17 +174,102 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         },
-        other => {
-            let name = format!("{other:?}");
-            let name = name
-                .split([' ', '(', '{'])
-                .next()
-                .unwrap_or("this command")
-                .to_lowercase();
+        Command::Demo(_) => {
             eprintln!(
-                "ringrelay: `{name}` is not available in this build yet; see the README's status section"
+                "ringrelay: `demo` is not available in this build yet; see the README's status section"
             );
             ExitCode::from(2)
+        }
+        Command::Status { json } => {
+            with_settings(&cli.config, "status", |s| async move {
+                let (text, healthy) = crate::commands::status(&s, json).await?;
+                print!("{text}");
+                Ok(if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            })
+            .await
+        }
+        Command::Migrate => {
+            with_settings(&cli.config, "migrate", |s| async move {
+                print!("{}", crate::commands::migrate(&s).await?);
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        Command::Deliveries(cmd) => {
+            with_settings(&cli.config, "deliveries", |s| async move {
+                let text = match cmd {
+                    DeliveriesCommand::List { failed } => {
+                        crate::commands::deliveries_list(&s, failed).await?
+                    }
+                    DeliveriesCommand::Retry { id } => {
+                        crate::commands::deliveries_retry(&s, &id).await?
+                    }
+                    DeliveriesCommand::Replay { sink, since } => {
+                        crate::commands::deliveries_replay(&s, &sink, &since).await?
+                    }
+                };
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        Command::Backfill {
+            account,
+            since,
+            until,
+        } => {
+            with_settings(&cli.config, "backfill", |s| async move {
+                print!(
+                    "{}",
+                    crate::commands::backfill(&s, &account, &since, until.as_deref()).await?
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        Command::Subscriptions(cmd) => {
+            with_settings(&cli.config, "subscriptions", |s| async move {
+                use crate::commands::SubscriptionsAction as A;
+                let (account, action) = match cmd {
+                    SubscriptionsCommand::List { account } => (account, A::List),
+                    SubscriptionsCommand::Renew { account } => (account, A::Renew),
+                    SubscriptionsCommand::Recreate { account } => (account, A::Recreate),
+                    SubscriptionsCommand::Cleanup { account } => (account, A::Cleanup),
+                };
+                print!(
+                    "{}",
+                    crate::commands::subscriptions(&s, &account, action).await?
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+    }
+}
+
+/// Loads the config, runs `f`, and turns its error into a message and exit status 1
+/// (2 for config problems).
+async fn with_settings<F, Fut>(path: &std::path::Path, name: &str, f: F) -> ExitCode
+where
+    F: FnOnce(crate::config::Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let settings = match crate::config::load_file(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("ringrelay {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match f(settings).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringrelay {name}: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

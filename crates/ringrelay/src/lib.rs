@@ -24,6 +24,7 @@ pub mod admin;
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod demo;

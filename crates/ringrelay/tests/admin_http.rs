@@ -18,6 +18,9 @@ use tower::ServiceExt as _;
 
 const TOKEN: &str = "admin-s3cret";
 
+#[path = "support/seed.rs"]
+mod seed;
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
         .single()
@@ -569,14 +572,26 @@ async fn status_page_in_a_real_browser() {
         eprintln!("SKIPPED: chromedriver not installed (run .ci/run, which installs it)");
         return;
     };
-    let fake = Arc::new(Fake::default());
+    // The real admin source over a seeded store: a gap and a dead delivery.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, dead_id) = seed::seed(dir.path(), "Active").await;
+    let settings =
+        ringrelay::config::load(&seed::config(dir.path()), &std::collections::HashMap::new())
+            .expect("config");
+    let source = Arc::new(ringrelay::admin::StoreAdminSource::new(
+        store.clone(),
+        Arc::new(settings),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stop = tokio_util::sync::CancellationToken::new();
     let server = {
-        let app = app(fake.clone(), Some(TOKEN));
+        let app = admin::router(AdminState {
+            source,
+            auth: AdminAuth::new(Some(Secret::new(TOKEN)), false),
+        });
         let stop = stop.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -644,16 +659,20 @@ async fn status_page_in_a_real_browser() {
             .for_element(Locator::Id("account-acme"))
             .await?;
         let page = client.source().await?;
+        anyhow::ensure!(page.contains("class=\"gap\""), "the gap is on the timeline");
+        anyhow::ensure!(page.contains("blacklisted"), "the gap's reason is shown");
+        let row = format!("#delivery-{dead_id}");
         anyhow::ensure!(
-            page.contains("class=\"backfilled\""),
-            "the gap is on the timeline"
-        );
-        anyhow::ensure!(
-            page.contains("subscription blacklisted"),
-            "the gap's reason is shown"
+            client
+                .find(Locator::Css(&format!("{row} td.state")))
+                .await?
+                .text()
+                .await?
+                == "dead",
+            "the delivery is listed as dead"
         );
         client
-            .find(Locator::Css("#delivery-9 button.retry"))
+            .find(Locator::Css(&format!("{row} button.retry")))
             .await?
             .click()
             .await?;
@@ -661,13 +680,16 @@ async fn status_page_in_a_real_browser() {
         let mut gone = false;
         for _ in 0..50 {
             let page = client.source().await?;
-            if page.contains("id=\"account-acme\"") && !page.contains("id=\"delivery-9\"") {
+            if page.contains("id=\"account-acme\"")
+                && let Ok(cell) = client.find(Locator::Css(&format!("{row} td.state"))).await
+                && cell.text().await? == "failed"
+            {
                 gone = true;
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        anyhow::ensure!(gone, "the retried delivery left the failed list");
+        anyhow::ensure!(gone, "the retried delivery is no longer dead");
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -684,9 +706,24 @@ async fn status_page_in_a_real_browser() {
     stop.cancel();
     server.await.expect("server task").expect("server");
     outcome.expect("browser flow");
-    assert_eq!(
-        *fake.retried.lock().expect("lock"),
-        vec![9],
-        "the click retried delivery 9"
+    let after = store
+        .list_deliveries(&ringrelay::store::DeliveryFilter {
+            limit: 10,
+            ..ringrelay::store::DeliveryFilter::default()
+        })
+        .await
+        .expect("list");
+    let d = after
+        .iter()
+        .find(|d| d.id == dead_id)
+        .expect("the delivery");
+    assert_ne!(
+        d.state,
+        ringrelay::store::DeliveryState::Dead,
+        "the click retried it"
+    );
+    assert!(
+        d.due_at.is_some_and(|t| t <= chrono::Utc::now()),
+        "it is due now"
     );
 }

@@ -12,6 +12,39 @@ use ringrelay::config;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig};
 use tokio_util::sync::CancellationToken;
 
+/// Every log line of this test process, for the secrets check.
+static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = LogBuffer(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || writer.clone())
+            .json()
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
 async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
     for _ in 0..400 {
         if f() {
@@ -39,10 +72,8 @@ struct World {
 }
 
 async fn world() -> World {
-    let mut sim_config = SimConfig::default().with_rate_limits(RateLimits {
-        enabled: false,
-        ..RateLimits::default()
-    });
+    // RingCentral's own rate limits are on: the client's governor must stay within them.
+    let mut sim_config = SimConfig::default().with_rate_limits(RateLimits::default());
     sim_config.reorder_rate = 0.3;
     sim_config.duplicate_rate = 0.3;
     let sim = Sim::start(sim_config).await.expect("sim");
@@ -141,6 +172,7 @@ async fn stop(stop: CancellationToken, running: tokio::task::JoinHandle<anyhow::
 
 #[tokio::test]
 async fn subscribe_check_receive_and_sync() {
+    let logs = capture_logs();
     let w = world().await;
     let (sim, jsonl, settings) = (&w.sim, &w.jsonl, &w.settings);
     let rc_account = sim.accounts()[0].id.clone();
@@ -220,6 +252,35 @@ async fn subscribe_check_receive_and_sync() {
     assert_eq!(all.iter().filter(|l| l["type"] == "call.missed").count(), 1);
 
     stop(stop_app, running).await;
+
+    // No secret ever reached a log line: client secret, JWT, admin token, the
+    // subscription's verification token, the access tokens the simulator issued.
+    let store = ringrelay::store::open(
+        &w.settings.store.url,
+        &ringrelay::store::OpenOptions::default(),
+    )
+    .await
+    .expect("store");
+    let verification = store
+        .subscription(&ringrelay::account::AccountId::parse("acme").expect("slug"))
+        .await
+        .expect("read")
+        .and_then(|r| r.verification_token)
+        .expect("a verification token");
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(
+        text.len() > 1000,
+        "logs were captured ({} bytes)",
+        text.len()
+    );
+    for (what, secret) in [
+        ("client secret", sim.config().client_secret.clone()),
+        ("JWT", sim.accounts()[0].jwt.clone()),
+        ("admin token", "admin-secret".to_owned()),
+        ("verification token", verification.expose().to_owned()),
+    ] {
+        assert!(!text.contains(&secret), "the {what} appears in the logs");
+    }
 }
 
 /// Issue 7's acceptance: ringrelay stopped for a simulated hour while 50 calls (5 of them
@@ -310,5 +371,99 @@ async fn an_hour_of_downtime_is_backfilled_exactly_once() {
     }) {
         assert_eq!(l["data"]["source"], "backfill", "{l}");
     }
+    stop(stop_app, running).await;
+}
+
+/// Issue 7's acceptance: a subscription blacklisted for 20 minutes. The keeper replaces it
+/// (here asked at once through the admin API instead of waiting for its reconcile), the
+/// gap is recorded, and the calls of the window reach the sink once, from the backfill.
+#[tokio::test]
+async fn a_blacklisted_window_is_backfilled_after_the_keeper_repairs_it() {
+    let w = world().await;
+    let rc_account = w.sim.accounts()[0].id.clone();
+    let (stop_app, running) = w.start().await;
+    w.wait_subscribed().await;
+    let old = w
+        .sim
+        .subscriptions()
+        .iter()
+        .find(|s| s["status"] == "Active")
+        .and_then(|s| s["id"].as_str().map(str::to_owned))
+        .expect("subscription id");
+    assert!(w.sim.blacklist(&old));
+
+    let scenarios = [
+        CallScenario::InboundAnswered,
+        CallScenario::InboundMissed,
+        CallScenario::OutboundAnswered,
+        CallScenario::HoldResume,
+        CallScenario::Transferred,
+    ];
+    let mut records = 0;
+    let mut missed = 0;
+    for i in 0..10 {
+        let call = w
+            .sim
+            .run_call(&rc_account, scenarios[i % scenarios.len()])
+            .await
+            .expect("call");
+        records += call.call_log.len();
+        missed += usize::from(call.scenario == CallScenario::InboundMissed);
+        w.sim.complete_calls().await;
+        w.sim.advance(Duration::from_secs(120)).await;
+    }
+    assert!(
+        lines(&w.jsonl).iter().all(|l| l["type"] != "call.missed"),
+        "a blacklisted subscription delivers nothing"
+    );
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let r = http
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/accounts/acme/subscription/cleanup",
+            w.port
+        ))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    w.wait_subscribed().await;
+    wait_for("the blacklisted window backfilled", || {
+        let all = lines(&w.jsonl);
+        let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
+        count("call.logged") >= records && count("call.missed") >= missed
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = lines(&w.jsonl);
+    let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
+    assert_eq!(count("call.logged"), records);
+    assert_eq!(count("call.missed"), missed);
+    let store = ringrelay::store::open(
+        &w.settings.store.url,
+        &ringrelay::store::OpenOptions::default(),
+    )
+    .await
+    .expect("store");
+    let gaps = store.gaps(None, None).await.expect("gaps");
+    assert!(
+        gaps.iter()
+            .any(|g| g.cause == ringrelay::store::GapCause::Blacklisted && g.until.is_some()),
+        "{gaps:?}"
+    );
+    assert_ne!(
+        w.sim
+            .subscriptions()
+            .iter()
+            .find(|s| s["status"] == "Active")
+            .and_then(|s| s["id"].as_str().map(str::to_owned)),
+        Some(old),
+        "a new subscription replaced the blacklisted one"
+    );
+    assert_eq!(w.sim.too_many_requests(), 0);
     stop(stop_app, running).await;
 }

@@ -474,3 +474,36 @@ async fn voicemails_are_listed_and_message_sync_returns_new_ones_incrementally()
     assert!(!inc.full);
     sim.shutdown().await;
 }
+
+/// More than 250 changes since the last sync: the simulator refuses the ISync (CLG-104, as
+/// RingCentral does) and the client starts over with an FSync on its own.
+#[tokio::test]
+async fn an_isync_overflowing_250_changes_falls_back_to_fsync() {
+    let sim = start(SimConfig::default()).await;
+    let rc = client(&sim);
+    let from = sim.clock().now() - chrono::Duration::minutes(5);
+    let mut sync = CallLogSync {
+        scope: ringrelay::ringcentral::CallLogScope::Account,
+        sync_token: None,
+        date_from: Some(from),
+        record_count: 250,
+        priority: Priority::Live,
+    };
+    let first = rc.call_log_sync(&sync).await.unwrap();
+    assert!(first.full);
+    let scenarios = vec![CallScenario::OutboundAnswered; 260];
+    let calls = run_calls(&sim, &scenarios).await;
+    let made: usize = calls.iter().map(|c| c.call_log.len()).sum();
+    assert!(made > 250);
+    sync.sync_token = Some(first.sync_token);
+    let after = rc.call_log_sync(&sync).await.unwrap();
+    assert!(after.full, "the client fell back to a full sync");
+    assert!(!after.records.is_empty() && after.records.len() <= 250);
+    let refused = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("call-log-sync") && r.status == 400)
+        .count();
+    assert_eq!(refused, 1, "one refused ISync, then the FSync");
+    sim.shutdown().await;
+}

@@ -9,8 +9,7 @@ use super::pg_err;
 use crate::store::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r"
+const MIGRATIONS: &[&str] = &[r"
 CREATE TABLE inbox (
     seq BIGSERIAL PRIMARY KEY,
     account TEXT NOT NULL,
@@ -106,11 +105,7 @@ CREATE TABLE telephony (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (account, session_id)
 );
-",
-    r"
-CREATE INDEX inbox_account_received ON inbox (account, received_at);
-",
-];
+"];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {
