@@ -174,12 +174,6 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         },
-        Command::Demo(_) => {
-            eprintln!(
-                "ringrelay: `demo` is not available in this build yet; see the README's status section"
-            );
-            ExitCode::from(2)
-        }
         Command::Status { json } => {
             with_settings(&cli.config, "status", |s| async move {
                 let (text, healthy) = crate::commands::status(&s, json).await?;
