@@ -150,6 +150,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Demo(args) => match crate::demo::run(&args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ringrelay demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check => match crate::config::load_file(&cli.config) {
             Err(e) => {
                 eprint!("ringrelay check: {e}");
@@ -167,12 +174,6 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         },
-        Command::Demo(_) => {
-            eprintln!(
-                "ringrelay: `demo` is not available in this build yet; see the README's status section"
-            );
-            ExitCode::from(2)
-        }
         Command::Status { json } => {
             with_settings(&cli.config, "status", |s| async move {
                 let (text, healthy) = crate::commands::status(&s, json).await?;

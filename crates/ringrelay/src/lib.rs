@@ -16,6 +16,7 @@
 //! - [`processor`]: inbox → activities (telephony state machine, voicemail).
 //! - [`delivery`]: sinks, signing, retry policy, replay.
 //! - [`keeper`]: one Active subscription per account, renewals, the coverage ledger.
+//! - [`demo`]: `ringrelay demo`, the whole system against the simulator and a demo CRM.
 
 pub mod account;
 pub mod activity;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod keeper;
 pub mod pipeline;
 pub mod processor;
