@@ -10,7 +10,7 @@ use std::time::Duration;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig, SimHandle};
 
 async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
-    for _ in 0..1200 {
+    for _ in 0..3600 {
         if f() {
             return;
         }
@@ -87,7 +87,7 @@ url = "sqlite://{db}"
 [keeper]
 reconcile_interval = "10s"
 [sync]
-interval = "2s"
+interval = "5s"
 [[accounts]]
 id = "acme"
 server = "{server}"

@@ -127,7 +127,18 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Other(format!("open task: {e}")))??;
+        // Checkpoints run on their own connection and thread, so a commit never waits for
+        // the WAL to be copied into the database file (SQLite's automatic checkpoint would
+        // run inside whichever commit crosses the threshold).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sql_err)?;
+        let checkpointer = open_conn(path, false)?;
         let (tx, rx) = mpsc::channel(options.ingest_queue.max(1));
+        let alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("ringrelay-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &alive))
+            .map_err(|e| StoreError::Other(format!("starting the sqlite checkpointer: {e}")))?;
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("ringrelay-sqlite-writer".into())
@@ -201,6 +212,25 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Other(format!("read task: {e}")))?
+    }
+}
+
+/// Copies the WAL into the database every 200 ms without blocking the writer (PASSIVE), and
+/// truncates it when it has grown past 64 MiB and nobody is reading; stops with the store.
+fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(Duration::from_millis(200));
+        let result: Result<(i64, i64, i64), rusqlite::Error> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        match result {
+            Ok((_, log, done)) if log > 16_384 && done == log => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "sqlite checkpoint skipped"),
+        }
     }
 }
 
