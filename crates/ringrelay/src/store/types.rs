@@ -48,7 +48,7 @@ impl Default for OpenOptions {
 /// One account's inbox traffic (see [`Store::inbox_account_summary`](super::Store::inbox_account_summary)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InboxAccountSummary {
-    /// When the newest notification still in the inbox was received.
+    /// When the account's newest notification was received (kept across pruning).
     pub last_received_at: Option<DateTime<Utc>>,
     /// Notifications received at or after the asked time.
     pub since_count: u64,

@@ -545,7 +545,7 @@ impl Store for PostgresStore {
         let since = codec::us(since);
         let mut v = self
             .query(
-                "SELECT (SELECT MAX(received_at) FROM inbox WHERE account = $1),
+                "SELECT (SELECT last_received_at FROM inbox_accounts WHERE account = $1),
                         (SELECT COUNT(*) FROM inbox WHERE account = $1 AND received_at >= $2)",
                 &[&acc.as_str(), &since],
                 |r| {

@@ -203,6 +203,30 @@ async fn insert_batch(
             .count(),
     )
     .unwrap_or(i64::MAX);
+    // Each account's newest notification, kept here so `status` and `/metrics` never scan
+    // the inbox for it.
+    let mut newest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (n, o) in notes.iter().zip(&outcomes) {
+        if *o == AppendOutcome::Stored {
+            let at = us(n.received_at);
+            let e = newest.entry(n.account.as_str()).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    if !newest.is_empty() {
+        let (names, times): (Vec<String>, Vec<i64>) =
+            newest.into_iter().map(|(a, t)| (a.to_owned(), t)).unzip();
+        t.execute(
+            "INSERT INTO inbox_accounts (account, last_received_at)
+             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[])
+             ON CONFLICT (account) DO UPDATE
+                SET last_received_at = GREATEST(inbox_accounts.last_received_at,
+                    excluded.last_received_at)",
+            &[&names, &times],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
     t.execute(
         "INSERT INTO counters (name, value)
          VALUES ('inbox_duplicates', $1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))

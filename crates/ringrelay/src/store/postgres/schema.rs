@@ -9,7 +9,8 @@ use super::pg_err;
 use crate::store::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE inbox (
     seq BIGSERIAL PRIMARY KEY,
     account TEXT NOT NULL,
@@ -105,7 +106,13 @@ CREATE TABLE telephony (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (account, session_id)
 );
-"];
+",
+    r"
+CREATE TABLE inbox_accounts (account TEXT PRIMARY KEY, last_received_at BIGINT NOT NULL);
+INSERT INTO inbox_accounts (account, last_received_at)
+    SELECT account, MAX(received_at) FROM inbox GROUP BY account;
+",
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

@@ -439,7 +439,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let (last, n): (Option<i64>, i64) = c
                 .query_row(
-                    "SELECT (SELECT MAX(received_at) FROM inbox WHERE account = ?1),
+                    "SELECT (SELECT last_received_at FROM inbox_accounts WHERE account = ?1),
                             (SELECT COUNT(*) FROM inbox WHERE account = ?1 AND received_at >= ?2)",
                     rusqlite::params![acc.as_str(), since],
                     |r| Ok((r.get(0)?, r.get(1)?)),

@@ -67,6 +67,25 @@ fn insert_all(
             }
         }
     }
+    // Each account's newest notification, kept here so `status` and `/metrics` never scan
+    // the inbox for it.
+    let mut newest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (n, o) in notes.iter().zip(&outcomes) {
+        if *o == AppendOutcome::Stored {
+            let at = us(n.received_at);
+            let e = newest.entry(n.account.as_str()).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    for (account, at) in newest {
+        tx.execute(
+            "INSERT INTO inbox_accounts (account, last_received_at) VALUES (?1, ?2)
+             ON CONFLICT (account) DO UPDATE
+                SET last_received_at = MAX(last_received_at, excluded.last_received_at)",
+            params![account, at],
+        )
+        .map_err(sql_err)?;
+    }
     // One statement keeps both counters: duplicates seen, and the highest seq ever stored
     // (rows may be pruned, and seq values burnt by conflicts are never stored).
     tx.execute(

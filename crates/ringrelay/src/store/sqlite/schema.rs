@@ -6,7 +6,8 @@ use super::sql_err;
 use crate::store::StoreError;
 
 /// Migrations in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -102,7 +103,13 @@ CREATE TABLE telephony (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (account, session_id)
 );
-"];
+",
+    r"
+CREATE TABLE inbox_accounts (account TEXT PRIMARY KEY, last_received_at INTEGER NOT NULL);
+INSERT INTO inbox_accounts (account, last_received_at)
+    SELECT account, MAX(received_at) FROM inbox GROUP BY account;
+",
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {
