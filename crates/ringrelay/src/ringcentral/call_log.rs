@@ -369,12 +369,7 @@ impl RingCentral {
     /// Any [`ApiError`]; [`ApiError::Decode`] if a record cannot be read or paging never ends.
     #[tracing::instrument(skip_all, fields(account = %self.account(), scope = ?q.scope))]
     pub async fn call_log(&self, q: &CallLogQuery) -> Result<Vec<CallLogRecord>, ApiError> {
-        if !(1..=1000).contains(&q.per_page) {
-            return Err(ApiError::InvalidInput(format!(
-                "perPage {} is not in 1..=1000",
-                q.per_page
-            )));
-        }
+        check_per_page(q.per_page)?;
         let mut request = ApiRequest::new(Method::GET, q.scope.path("call-log")?, ApiGroup::Heavy)
             .priority(q.priority)
             .query("view", "Detailed")
@@ -383,12 +378,24 @@ impl RingCentral {
         if let Some(to) = q.date_to {
             request = request.query("dateTo", rc_time(to));
         }
+        self.all_pages(request, ("call-log page", "call-log paging"), parse_record)
+            .await
+    }
+
+    /// Runs `request` and follows every `navigation.nextPage.uri`, parsing each record with
+    /// `parse` (at most [`MAX_PAGES`] pages; `what` names a page and the paging in errors).
+    pub(crate) async fn all_pages<T>(
+        &self,
+        mut request: ApiRequest,
+        what: (&'static str, &'static str),
+        parse: impl Fn(serde_json::Value) -> Result<T, ApiError>,
+    ) -> Result<Vec<T>, ApiError> {
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let body = self.execute(&request).await?;
-            let (records, next) = parse_page(&body, "call-log page")?;
+            let (records, next) = parse_page(&body, what.0)?;
             for raw in records {
-                out.push(parse_record(raw)?);
+                out.push(parse(raw)?);
             }
             match next {
                 Some(uri) if uri != request.target || !request.query.is_empty() => {
@@ -399,9 +406,20 @@ impl RingCentral {
             }
         }
         Err(ApiError::Decode {
-            what: "call-log paging",
+            what: what.1,
             message: format!("more than {MAX_PAGES} pages"),
         })
+    }
+}
+
+/// `perPage` must be 1–1000.
+pub(crate) fn check_per_page(per_page: u32) -> Result<(), ApiError> {
+    if (1..=1000).contains(&per_page) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidInput(format!(
+            "perPage {per_page} is not in 1..=1000"
+        )))
     }
 }
 

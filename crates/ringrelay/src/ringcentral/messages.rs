@@ -6,13 +6,11 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::RingCentral;
-use super::call_log::{Direction, Party, parse_page, rc_time};
+use super::call_log::{Direction, Party, rc_time};
 use super::error::ApiError;
 use super::governor::{ApiGroup, Priority};
 use super::lenient::{self, lenient_enum};
 use super::subscriptions::path_segment;
-
-const MAX_PAGES: usize = 1_000;
 
 lenient_enum! {
     /// `vmTranscriptionStatus`.
@@ -176,12 +174,7 @@ impl RingCentral {
     /// Any [`ApiError`]; [`ApiError::Decode`] if a record cannot be read or paging never ends.
     #[tracing::instrument(skip_all, fields(account = %self.account()))]
     pub async fn voicemails(&self, q: &VoicemailQuery) -> Result<Vec<VoicemailMessage>, ApiError> {
-        if !(1..=1000).contains(&q.per_page) {
-            return Err(ApiError::InvalidInput(format!(
-                "perPage {} is not in 1..=1000",
-                q.per_page
-            )));
-        }
+        super::call_log::check_per_page(q.per_page)?;
         let path = format!(
             "/restapi/v1.0/account/~/extension/{}/message-store",
             path_segment(&q.extension_id)?
@@ -194,25 +187,12 @@ impl RingCentral {
         if let Some(to) = q.date_to {
             request = request.query("dateTo", rc_time(to));
         }
-        let mut out = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let body = self.execute(&request).await?;
-            let (records, next) = parse_page(&body, "message-store page")?;
-            for raw in records {
-                out.push(parse_message(raw)?);
-            }
-            match next {
-                Some(uri) if uri != request.target || !request.query.is_empty() => {
-                    request.target = uri;
-                    request.query.clear();
-                }
-                _ => return Ok(out),
-            }
-        }
-        Err(ApiError::Decode {
-            what: "message-store paging",
-            message: format!("more than {MAX_PAGES} pages"),
-        })
+        self.all_pages(
+            request,
+            ("message-store page", "message-store paging"),
+            parse_message,
+        )
+        .await
     }
 }
 

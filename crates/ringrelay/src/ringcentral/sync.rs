@@ -118,31 +118,15 @@ impl RingCentral {
         )
         .priority(req.priority)
         .query("view", "Detailed");
-        if let Some(token) = &req.sync_token {
-            let isync = base
-                .clone()
-                .query("syncType", "ISync")
-                .query("syncToken", token);
-            match self.execute(&isync).await {
-                Ok(body) => return parse_sync(&body, "call-log sync", false, parse_record),
-                Err(ApiError::FullSyncRequired { code, .. }) => {
-                    tracing::info!(%code, "call-log sync token refused; running a full sync");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let mut fsync = base
-            .query("syncType", "FSync")
-            .query("recordCount", req.record_count);
-        if let Some(from) = req.date_from {
-            fsync = fsync.query("dateFrom", rc_time(from));
-        }
-        parse_sync(
-            &self.execute(&fsync).await?,
+        self.sync(
+            base,
+            req.sync_token.as_deref(),
+            req.record_count,
+            req.date_from,
             "call-log sync",
-            true,
             parse_record,
         )
+        .await
     }
 
     /// Message sync for voicemails (Light group): ISync when a token is given, FSync when
@@ -167,31 +151,48 @@ impl RingCentral {
         let base = ApiRequest::new(Method::GET, path, ApiGroup::Light)
             .priority(req.priority)
             .query("messageType", "VoiceMail");
-        if let Some(token) = &req.sync_token {
+        self.sync(
+            base,
+            req.sync_token.as_deref(),
+            req.record_count,
+            req.date_from,
+            "message sync",
+            parse_message,
+        )
+        .await
+    }
+
+    /// The sync protocol both syncs share: ISync with `token` when there is one; an FSync
+    /// (`recordCount`, optional `dateFrom`) when there is none or RingCentral refuses it.
+    async fn sync<T>(
+        &self,
+        base: ApiRequest,
+        token: Option<&str>,
+        record_count: u32,
+        date_from: Option<DateTime<Utc>>,
+        what: &'static str,
+        parse: impl Fn(serde_json::Value) -> Result<T, ApiError>,
+    ) -> Result<SyncResult<T>, ApiError> {
+        if let Some(token) = token {
             let isync = base
                 .clone()
                 .query("syncType", "ISync")
                 .query("syncToken", token);
             match self.execute(&isync).await {
-                Ok(body) => return parse_sync(&body, "message sync", false, parse_message),
+                Ok(body) => return parse_sync(&body, what, false, parse),
                 Err(ApiError::FullSyncRequired { code, .. }) => {
-                    tracing::info!(%code, "message sync token refused; running a full sync");
+                    tracing::info!(%code, what, "sync token refused; running a full sync");
                 }
                 Err(e) => return Err(e),
             }
         }
         let mut fsync = base
             .query("syncType", "FSync")
-            .query("recordCount", req.record_count);
-        if let Some(from) = req.date_from {
+            .query("recordCount", record_count);
+        if let Some(from) = date_from {
             fsync = fsync.query("dateFrom", rc_time(from));
         }
-        parse_sync(
-            &self.execute(&fsync).await?,
-            "message sync",
-            true,
-            parse_message,
-        )
+        parse_sync(&self.execute(&fsync).await?, what, true, parse)
     }
 }
 
