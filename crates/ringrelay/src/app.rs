@@ -24,6 +24,7 @@ use crate::account::AccountId;
 use crate::activity::Activity;
 use crate::admin::{self, AdminAuth, AdminState, Runtime, StoreAdminSource};
 use crate::config::{self, Settings};
+use crate::delivery::matcher::{Matcher, sinks_for};
 use crate::delivery::{self, ConfiguredSink};
 use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
 use crate::pipeline::process::Processor;
@@ -92,27 +93,12 @@ fn default_owner() -> String {
 pub fn sink_router(settings: &Settings) -> anyhow::Result<SinkRouter> {
     let mut rules = Vec::new();
     for sink in &settings.sinks {
-        let mut builder = globset::GlobSetBuilder::new();
-        for t in &sink.types {
-            builder.add(
-                globset::Glob::new(t)
-                    .with_context(|| format!("sinks.{}.types: {t:?} is not a glob", sink.name))?,
-            );
-        }
-        let types = builder
-            .build()
-            .with_context(|| format!("sinks.{}.types", sink.name))?;
-        rules.push((sink.name.clone(), sink.accounts.clone(), types));
+        let matcher = Matcher::new(&sink.accounts, &sink.types)
+            .map_err(|e| anyhow::anyhow!("sinks.{}.types: {e}", sink.name))?;
+        rules.push((sink.name.clone(), matcher));
     }
     Ok(Arc::new(move |activity: &Activity| {
-        rules
-            .iter()
-            .filter(|(_, accounts, types)| {
-                (accounts.is_empty() || accounts.contains(&activity.account))
-                    && (types.is_empty() || types.is_match(activity.kind.as_str()))
-            })
-            .map(|(name, _, _)| name.clone())
-            .collect()
+        sinks_for(rules.iter().map(|(n, m)| (n.as_str(), m)), activity)
     }))
 }
 

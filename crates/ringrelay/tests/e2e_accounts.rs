@@ -11,25 +11,13 @@ use ringrelay::config;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimAccount, SimConfig};
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/e2e.rs"]
+mod e2e;
+use e2e::{lines, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
 const ACCOUNTS: u32 = 20;
-
-async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 #[tokio::test]
 async fn twenty_accounts_each_reach_only_their_own_sinks() {
@@ -109,7 +97,7 @@ types = ["call.missed"]
     let stop = CancellationToken::new();
     let running = tokio::spawn(app.run_until_stopped(stop.clone()));
 
-    wait_for("an Active subscription per account", || {
+    wait_for("an Active subscription per account", LIMIT, || {
         sim.subscriptions()
             .iter()
             .filter(|s| s["status"] == "Active")
@@ -123,7 +111,7 @@ types = ["call.missed"]
             .expect("call");
     }
     sim.complete_calls().await;
-    wait_for("every account's missed call in its sink", || {
+    wait_for("every account's missed call in its sink", LIMIT, || {
         (0..ACCOUNTS).all(|n| {
             lines(&dir.path().join(format!("sink-{n}.jsonl")))
                 .iter()
@@ -144,7 +132,7 @@ types = ["call.missed"]
             "acct-{n}'s missed call once"
         );
     }
-    wait_for("the shared missed sink has every account", || {
+    wait_for("the shared missed sink has every account", LIMIT, || {
         lines(&dir.path().join("missed.jsonl")).len() == ACCOUNTS as usize
     })
     .await;

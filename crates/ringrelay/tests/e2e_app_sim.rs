@@ -12,6 +12,12 @@ use ringrelay::config;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig};
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/e2e.rs"]
+mod e2e;
+use e2e::{lines, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
 /// Every log line of this test process, for the secrets check.
 static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
 
@@ -43,24 +49,6 @@ fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
         buf
     })
     .clone()
-}
-
-async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 struct World {
@@ -152,7 +140,7 @@ impl World {
 
     async fn wait_subscribed(&self) {
         let address = format!("http://127.0.0.1:{}/webhooks/ringcentral/acme", self.port);
-        wait_for("an Active subscription at our address", || {
+        wait_for("an Active subscription at our address", LIMIT, || {
             self.sim.subscriptions().iter().any(|s| {
                 s["status"] == "Active" && s["deliveryMode"]["address"] == address.as_str()
             })
@@ -217,14 +205,14 @@ async fn subscribe_check_receive_and_sync() {
         .await
         .expect("call");
     sim.complete_calls().await;
-    wait_for("call.missed in the sink", || {
+    wait_for("call.missed in the sink", LIMIT, || {
         lines(jsonl).iter().any(|l| l["type"] == "call.missed")
     })
     .await;
 
     // The call log shows the call 15–30 s (simulated) after it ended.
     sim.advance(Duration::from_secs(40)).await;
-    wait_for("call.logged in the sink", || {
+    wait_for("call.logged in the sink", LIMIT, || {
         lines(jsonl).iter().any(|l| l["type"] == "call.logged")
     })
     .await;
@@ -343,6 +331,7 @@ async fn an_hour_of_downtime_is_backfilled_exactly_once() {
     let (stop_app, running) = w.start().await;
     wait_for(
         "every call logged, missed and voicemail from the backfill",
+        LIMIT,
         || {
             let all = lines(&w.jsonl);
             let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
@@ -432,7 +421,7 @@ async fn a_blacklisted_window_is_backfilled_after_the_keeper_repairs_it() {
         .expect("admin");
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     w.wait_subscribed().await;
-    wait_for("the blacklisted window backfilled", || {
+    wait_for("the blacklisted window backfilled", LIMIT, || {
         let all = lines(&w.jsonl);
         let count = |t: &str| all.iter().filter(|l| l["type"] == t).count();
         count("call.logged") >= records && count("call.missed") >= missed

@@ -9,23 +9,11 @@ use std::time::Duration;
 
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig, SimHandle};
 
-async fn wait_for<F: FnMut() -> bool>(what: &str, mut f: F) {
-    for _ in 0..3600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+#[path = "support/e2e.rs"]
+mod e2e;
+use e2e::{lines, wait_for};
 
-fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
+const LIMIT: Duration = Duration::from_secs(180);
 
 fn distinct(all: &[serde_json::Value], kind: &str) -> usize {
     all.iter()
@@ -54,7 +42,7 @@ fn serve(config: &std::path::Path, log: &std::path::Path) -> tokio::process::Chi
 }
 
 async fn subscribed(sim: &SimHandle, address: &str) {
-    wait_for("an Active subscription at our address", || {
+    wait_for("an Active subscription at our address", LIMIT, || {
         sim.subscriptions()
             .iter()
             .any(|s| s["status"] == "Active" && s["deliveryMode"]["address"] == address)
@@ -140,10 +128,14 @@ path = "{jsonl}"
 
     let mut second = serve(&config, &log);
     subscribed(&sim, &address).await;
-    wait_for("every call logged once and every missed call", || {
-        let all = lines(&jsonl);
-        distinct(&all, "call.logged") >= records && distinct(&all, "call.missed") >= missed
-    })
+    wait_for(
+        "every call logged once and every missed call",
+        LIMIT,
+        || {
+            let all = lines(&jsonl);
+            distinct(&all, "call.logged") >= records && distinct(&all, "call.missed") >= missed
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = lines(&jsonl);

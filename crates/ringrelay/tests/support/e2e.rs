@@ -1,0 +1,24 @@
+//! Helpers of the end-to-end tests: bounded waiting, and reading a JSONL sink.
+
+use std::time::Duration;
+
+/// Polls `f` every 50 ms until it holds; panics naming `what` after `limit`.
+pub async fn wait_for<F: FnMut() -> bool>(what: &str, limit: Duration, mut f: F) {
+    let rounds = limit.as_millis() / 50;
+    for _ in 0..rounds.max(1) {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Every activity a JSONL sink has written so far (a line being written is skipped).
+pub fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
