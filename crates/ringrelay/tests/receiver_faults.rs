@@ -81,6 +81,10 @@ impl Store for ScriptedStore {
         Err(down())
     }
 
+    async fn activity_payload(&self, _: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Err(down())
+    }
+
     async fn inbox_account_summary(
         &self,
         _: &AccountId,

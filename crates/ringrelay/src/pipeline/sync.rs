@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use super::{SinkRouter, emit};
 use crate::account::AccountId;
 use crate::activity::{Activity, ActivitySource};
-use crate::processor::calllog::{CallLogInput, backfill_missed, call_logged, recording_ready};
+use crate::processor::calllog::{
+    CallLogInput, backfill_missed, call_logged, logged_key, recording_ready,
+};
 use crate::processor::messages::{VoicemailInput, voicemail_received};
 use crate::ringcentral::call_log::{CallLogQuery, CallLogRecord, CallLogScope};
 use crate::ringcentral::governor::Priority;
@@ -32,9 +34,6 @@ use crate::store::{BackfillState, CursorUpdate, Store, StoreError};
 pub const CALL_LOG_TOKEN: &str = "sync.call_log_token";
 /// The cursor holding the newest voicemail time seen.
 pub const VOICEMAIL_SINCE: &str = "sync.voicemail_since";
-/// The prefix of the per-record memory of what `call.logged` carried (for
-/// `call.recording_ready`), kept with the session states.
-const LOGGED_PREFIX: &str = "calllog:";
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +102,14 @@ impl AccountSync {
         self.client.clock().now()
     }
 
-    /// Activities for call-log records; remembers what each `call.logged` carried.
+    /// Activities for call-log records: `call.missed` for missed inbound calls, `call.logged`
+    /// for finished records, and `call.recording_ready` when a record already logged (as its
+    /// stored `call.logged` shows) has gained a recording.
     async fn records_to_activities(
         &self,
         records: &[CallLogRecord],
-    ) -> Result<(Vec<Activity>, Vec<(String, serde_json::Value)>), StoreError> {
+    ) -> Result<Vec<Activity>, StoreError> {
         let mut activities = Vec::new();
-        let mut remember = Vec::new();
         for record in records {
             let input = match CallLogInput::from_value(&record.raw) {
                 Ok(i) => i,
@@ -122,13 +122,12 @@ impl AccountSync {
             if !input.is_finished() {
                 continue;
             }
-            let memory_key = format!("{LOGGED_PREFIX}{}", input.id);
-            let previous = self
+            let logged = self
                 .store
-                .load_telephony(&self.account, &memory_key)
+                .activity_payload(&logged_key(&self.account, &input.id))
                 .await?
-                .and_then(|v| CallLogInput::from_value(&v).ok());
-            match &previous {
+                .and_then(|p| CallLogInput::from_value(&p["data"]["rc"]).ok());
+            match &logged {
                 None => {
                     activities.extend(call_logged(&input, &self.account, ActivitySource::Backfill));
                 }
@@ -139,24 +138,8 @@ impl AccountSync {
                     ActivitySource::Backfill,
                 )),
             }
-            let changed = previous.as_ref().is_none_or(|p| {
-                p.recording.as_ref().map(|r| &r.id) != input.recording.as_ref().map(|r| &r.id)
-            });
-            if changed {
-                remember.push((memory_key, record.raw.clone()));
-            }
         }
-        Ok((activities, remember))
-    }
-
-    async fn remember(&self, remember: Vec<(String, serde_json::Value)>) -> Result<(), StoreError> {
-        let now = self.now();
-        for (key, raw) in remember {
-            self.store
-                .save_telephony(&self.account, &key, &raw, now)
-                .await?;
-        }
-        Ok(())
+        Ok(activities)
     }
 
     /// Call-log-sync: ISync from the stored token (FSync over the last day the first
@@ -180,7 +163,7 @@ impl AccountSync {
                 priority,
             })
             .await?;
-        let (activities, remember) = self.records_to_activities(&result.records).await?;
+        let activities = self.records_to_activities(&result.records).await?;
         let emitted = emit(
             self.store.as_ref(),
             &self.router,
@@ -192,7 +175,6 @@ impl AccountSync {
             }),
         )
         .await?;
-        self.remember(remember).await?;
         Ok(SyncReport {
             call_log_records: result.records.len() as u64,
             voicemails: 0,
@@ -278,13 +260,12 @@ impl AccountSync {
         let mut query = CallLogQuery::account(from, Some(until));
         query.priority = Priority::Backfill;
         let records = self.client.call_log(&query).await?;
-        let (mut activities, remember) = self.records_to_activities(&records).await?;
+        let mut activities = self.records_to_activities(&records).await?;
         let (vm, read, _) = self
             .voicemail_window(from, Some(until), Priority::Backfill)
             .await?;
         activities.extend(vm);
         let emitted = emit(self.store.as_ref(), &self.router, activities, None).await?;
-        self.remember(remember).await?;
         tracing::info!(account = %self.account, %from, %until, records = records.len(), voicemails = read, emitted, "backfill done");
         Ok(SyncReport {
             call_log_records: records.len() as u64,

@@ -99,6 +99,14 @@ pub trait Store: Send + Sync + 'static {
     /// On a backend failure.
     async fn inbox_stats(&self) -> Result<InboxStats, StoreError>;
 
+    /// The stored payload (`{type, timestamp, data}`) of the activity with this key, while
+    /// it is retained; what was sent, e.g. to tell whether a logged call already had its
+    /// recording.
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn activity_payload(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+
     /// One account's traffic: when its newest notification was received, and how many
     /// were received at or after `since` (for `status` and the last-event metric).
     ///

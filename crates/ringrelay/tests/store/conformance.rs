@@ -802,3 +802,14 @@ pub async fn account_summaries_count_one_accounts_recent_traffic(s: S) {
     );
     assert_eq!(sum.since_count, 2, "rows at or after the time asked");
 }
+
+pub async fn an_activity_payload_is_read_back_by_key(s: S) {
+    assert_eq!(s.activity_payload("acme:calllog:1").await.unwrap(), None);
+    let a = new("acme:calllog:1", "call-1", 5, &["crm"]);
+    let payload = a.activity.payload.clone();
+    s.insert_activities(vec![a], None).await.unwrap();
+    assert_eq!(
+        s.activity_payload("acme:calllog:1").await.unwrap(),
+        Some(payload)
+    );
+}

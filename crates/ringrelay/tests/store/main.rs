@@ -106,5 +106,6 @@ conformance!(
     telephony_state_is_saved_loaded_and_deleted,
     pruning_removes_old_rows_and_keeps_recent_dedup_keys,
     account_summaries_count_one_accounts_recent_traffic,
+    an_activity_payload_is_read_back_by_key,
     ping_answers,
 );

@@ -666,6 +666,17 @@ impl Store for PostgresStore {
         .map(drop)
     }
 
+    async fn activity_payload(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let v = self
+            .query(
+                "SELECT payload FROM activities WHERE key = $1",
+                &[&key],
+                |r| from_json(get(r, 0)?),
+            )
+            .await?;
+        Ok(v.into_iter().next())
+    }
+
     async fn load_telephony(
         &self,
         acc: &AccountId,

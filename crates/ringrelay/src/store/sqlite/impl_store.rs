@@ -550,6 +550,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn activity_payload(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |c| {
+            let v: Option<String> = c
+                .query_row(
+                    "SELECT payload FROM activities WHERE key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            v.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
     async fn load_telephony(
         &self,
         acc: &AccountId,
