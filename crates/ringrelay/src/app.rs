@@ -308,15 +308,25 @@ impl Application {
                         e = events_rx.recv() => match e { Some(e) => e, None => return },
                     };
                     match event {
-                        PipelineEvent::CallFinished { account, .. } => {
+                        PipelineEvent::CallFinished {
+                            account,
+                            extension_ids,
+                            ..
+                        } => {
                             if let Some(t) = triggers.get(&account) {
-                                let _ = t.send(SyncTrigger::CallFinished);
+                                let _ = t.send(SyncTrigger::CallFinished { extension_ids });
                             }
                         }
-                        PipelineEvent::VoicemailChanged { account } => {
+                        PipelineEvent::VoicemailChanged {
+                            account,
+                            extension_id,
+                        } => {
                             if let Some(t) = triggers.get(&account) {
-                                let _ = t.send(SyncTrigger::Voicemail);
+                                let _ = t.send(SyncTrigger::Voicemail { extension_id });
                             }
+                        }
+                        PipelineEvent::ExtensionsChanged { account } => {
+                            tracing::info!(%account, "extension list changed");
                         }
                         PipelineEvent::RenewalReminder { account } => {
                             tracing::info!(%account, "renewal reminder received");

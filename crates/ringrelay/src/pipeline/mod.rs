@@ -32,9 +32,18 @@ pub enum PipelineEvent {
         account: crate::account::AccountId,
         /// The telephony session.
         telephony_session_id: String,
+        /// The account's extensions that took part (whose call logs hold the record).
+        extension_ids: Vec<String>,
     },
     /// The message store reported new voicemail that the event did not carry.
     VoicemailChanged {
+        /// The account.
+        account: crate::account::AccountId,
+        /// The extension whose message store changed (`None`: the event path named none).
+        extension_id: Option<String>,
+    },
+    /// The account's extension list changed (an extension was added, changed or removed).
+    ExtensionsChanged {
         /// The account.
         account: crate::account::AccountId,
     },

@@ -153,15 +153,23 @@ impl Processor {
                         }
                     };
                     activities.extend(applied.activities);
-                    changed.insert(key);
                     if applied.just_finished {
+                        let extension_ids = state
+                            .parties
+                            .values()
+                            .filter_map(|p| p.extension_id.clone())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect();
                         events.push(PipelineEvent::CallFinished {
                             account: row.account.clone(),
                             telephony_session_id: event.telephony_session_id.clone(),
+                            extension_ids,
                         });
                     }
+                    changed.insert(key);
                 }
-                EventPath::Voicemail { .. } => {
+                EventPath::Voicemail { extension_id } => {
                     match VoicemailInput::from_value(&notification.body) {
                         Ok(vm) => activities.extend(voicemail_received(
                             &vm,
@@ -170,16 +178,21 @@ impl Processor {
                         )),
                         Err(_) => events.push(PipelineEvent::VoicemailChanged {
                             account: row.account.clone(),
+                            extension_id,
                         }),
                     }
                 }
-                EventPath::MessageStore { .. } => {
+                EventPath::MessageStore { extension_id } => {
                     if new_voicemail_ids(&notification.body).0 {
                         events.push(PipelineEvent::VoicemailChanged {
                             account: row.account.clone(),
+                            extension_id,
                         });
                     }
                 }
+                EventPath::ExtensionList => events.push(PipelineEvent::ExtensionsChanged {
+                    account: row.account.clone(),
+                }),
                 EventPath::RenewalReminder => events.push(PipelineEvent::RenewalReminder {
                     account: row.account.clone(),
                 }),

@@ -97,6 +97,8 @@ pub enum EventPath {
     CallLog,
     /// The subscription renewal reminder (`/restapi/v1.0/subscription/~?threshold=…`).
     RenewalReminder,
+    /// The account's extension list changed (`/restapi/v1.0/account/{id}/extension`).
+    ExtensionList,
     /// Anything else.
     Other,
 }
@@ -112,6 +114,7 @@ impl EventPath {
             _ => return Self::Other,
         };
         let (extension_id, tail) = match rest {
+            ["extension"] => return Self::ExtensionList,
             ["extension", ext, tail @ ..] => (Some((*ext).to_owned()), tail),
             tail => (None, tail),
         };
@@ -148,6 +151,22 @@ mod tests {
             EventPath::Telephony {
                 extension_id: Some("2".into())
             }
+        );
+    }
+
+    #[test]
+    fn the_extension_list_path_classifies_apart_from_extension_paths() {
+        assert_eq!(
+            EventPath::classify("/restapi/v1.0/account/37439510/extension"),
+            EventPath::ExtensionList
+        );
+        assert_eq!(
+            EventPath::classify("/restapi/v1.0/account/~/extension/"),
+            EventPath::ExtensionList
+        );
+        assert_eq!(
+            EventPath::classify("/restapi/v1.0/account/~/extension/7/presence"),
+            EventPath::Other
         );
     }
 

@@ -28,6 +28,8 @@ pub enum Interpreted {
         /// The subscription to renew.
         subscription_id: Option<String>,
     },
+    /// The account's extension list changed: refresh the covered extensions.
+    ExtensionList,
     /// An event kind the processor does not handle (kept in the inbox, counted, skipped).
     Unknown {
         /// The event path.
@@ -69,6 +71,7 @@ pub fn interpret(n: &Notification) -> Result<Interpreted, InterpretError> {
         EventPath::RenewalReminder => Interpreted::RenewalReminder {
             subscription_id: n.subscription_id.clone(),
         },
+        EventPath::ExtensionList => Interpreted::ExtensionList,
         EventPath::CallLog | EventPath::Other => Interpreted::Unknown {
             event: n.event.clone(),
         },
