@@ -12,7 +12,7 @@ use rand::Rng as _;
 use crate::delivery;
 use crate::error::ApiError;
 use crate::state::{DeliveryRecord, Pending, SimState};
-use crate::telephony::{CallScenario, GeneratedCall, TimedEvent, generate_call, handle_get};
+use crate::telephony::{CallScenario, GeneratedCall, TimedEvent, generate_call_to, handle_get};
 
 /// `GET /restapi/v1.0/account/…` for the telephony resources.
 pub(crate) async fn telephony_get(
@@ -25,8 +25,13 @@ pub(crate) async fn telephony_get(
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     )?;
-    let account = &state.config.accounts[who.account];
+    let account = &state.account(who.account);
     let now = state.now();
+    if let Some(answer) =
+        crate::extensions::handle_get(state.base_url(), account, uri.path(), uri.query())
+    {
+        return answer.map(Json);
+    }
     let telephony = state.telephony();
     match handle_get(&telephony, now, account, uri.path(), uri.query()) {
         Some(result) => result.map(Json),
@@ -54,8 +59,20 @@ pub(crate) fn start_call(
     scenario: CallScenario,
     start: chrono::DateTime<chrono::Utc>,
 ) -> Result<GeneratedCall, ApiError> {
-    let acct = &state.config.accounts[account];
-    let call = generate_call(&mut state.telephony(), acct, scenario, start)?;
+    start_call_to(state, account, scenario, start, None)
+}
+
+/// Like [`start_call`], to extension `target` (any extension of the scenario's kind when
+/// `None`).
+pub(crate) fn start_call_to(
+    state: &SimState,
+    account: usize,
+    scenario: CallScenario,
+    start: chrono::DateTime<chrono::Utc>,
+    target: Option<&str>,
+) -> Result<GeneratedCall, ApiError> {
+    let acct = &state.account(account);
+    let call = generate_call_to(&mut state.telephony(), acct, scenario, start, target)?;
     let mut events = if state.config.reorder_rate > 0.0 {
         call.disordered(rand::random(), state.config.reorder_rate, 0.0)
     } else {

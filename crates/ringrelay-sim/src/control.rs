@@ -11,10 +11,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::delivery;
+use crate::directory::{ExtensionKind, ExtensionStatus, SimPermissions};
 use crate::error::ApiError;
 use crate::state::{DropRule, Fault, SimState, rc_time};
 use crate::telephony::CallScenario;
+use crate::{delivery, extensions};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,6 +57,15 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route("/sim/requests", get(requests))
         .route("/sim/deliveries", get(deliveries))
         .route("/sim/accounts", get(accounts))
+        .route("/sim/accounts/{account}/extensions", post(add_extension))
+        .route(
+            "/sim/accounts/{account}/extensions/{extension}",
+            axum::routing::patch(change_extension).delete(remove_extension),
+        )
+        .route(
+            "/sim/accounts/{account}/permissions",
+            axum::routing::put(set_permissions),
+        )
         .route("/sim/calls", post(calls))
         .route("/sim/complete-calls", post(complete_calls))
 }
@@ -138,8 +148,72 @@ async fn accounts(State(state): State<Arc<SimState>>) -> Json<Value> {
     Json(json!({
         "clientId": state.config.client_id,
         "clientSecret": state.config.client_secret,
-        "accounts": state.config.accounts,
+        "accounts": state.accounts(),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewExtension {
+    kind: Option<ExtensionKind>,
+    name: Option<String>,
+    status: Option<ExtensionStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeExtension {
+    status: ExtensionStatus,
+}
+
+async fn add_extension(
+    State(state): State<Arc<SimState>>,
+    Path(account): Path<String>,
+    Json(n): Json<NewExtension>,
+) -> Response {
+    let Ok(index) = extensions::account_index(&state, &account) else {
+        return ApiError::not_found("accountId").into_response();
+    };
+    let kind = n.kind.unwrap_or(ExtensionKind::User);
+    let mut ext = state
+        .account(index)
+        .next_extension(kind, n.name.as_deref().unwrap_or("New Extension"));
+    ext.status = n.status.unwrap_or_default();
+    match extensions::add(&state, &account, ext).await {
+        Ok(ext) => (StatusCode::CREATED, Json(json!(ext))).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn change_extension(
+    State(state): State<Arc<SimState>>,
+    Path((account, extension)): Path<(String, String)>,
+    Json(c): Json<ChangeExtension>,
+) -> Response {
+    match extensions::set_status(&state, &account, &extension, c.status).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn remove_extension(
+    State(state): State<Arc<SimState>>,
+    Path((account, extension)): Path<(String, String)>,
+) -> Response {
+    match extensions::remove(&state, &account, &extension).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn set_permissions(
+    State(state): State<Arc<SimState>>,
+    Path(account): Path<String>,
+    Json(p): Json<SimPermissions>,
+) -> Response {
+    match extensions::set_permissions(&state, &account, p) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 async fn calls(State(state): State<Arc<SimState>>, Json(c): Json<Calls>) -> Response {

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending parameter, for 400-style errors.
     pub parameter_name: Option<String>,
+    /// The missing permission, for 403 `CMN-408` / `CMN-401` (`permissionName`).
+    pub permission_name: Option<String>,
 }
 
 impl ApiError {
@@ -27,7 +29,15 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             parameter_name: None,
+            permission_name: None,
         }
+    }
+
+    /// Adds the missing permission's name.
+    #[must_use]
+    pub fn with_permission(mut self, name: &str) -> Self {
+        self.permission_name = Some(name.to_owned());
+        self
     }
 
     /// Adds the parameter name.
@@ -64,6 +74,10 @@ impl ApiError {
         if let Some(p) = &self.parameter_name {
             item["parameterName"] = json!(p);
             top["parameterName"] = json!(p);
+        }
+        if let Some(p) = &self.permission_name {
+            item["permissionName"] = json!(p);
+            top["permissionName"] = json!(p);
         }
         top["errors"] = json!([item]);
         top

@@ -81,6 +81,12 @@ pub fn classify(
         ["telephony", "sessions"] => Ok(FilterOutcome::Active(format!(
             "{PREFIX}account/{acct}/telephony/sessions{expanded_query}"
         ))),
+        ["extension"] if !account.permissions.read_accounts => {
+            Err(missing_app_permission("ReadAccounts"))
+        }
+        ["extension"] => Ok(FilterOutcome::Active(format!(
+            "{PREFIX}account/{acct}/extension{expanded_query}"
+        ))),
         ["extension", ext, what @ ..] => {
             let ext = if *ext == "~" {
                 account.owner().id.as_str()
@@ -91,6 +97,16 @@ pub fn classify(
                 return Err(invalid());
             }
             let what = what.join("/");
+            if matches!(what.as_str(), "voicemail" | "message-store")
+                && ext != account.owner().id
+                && !account.permissions.company_messages
+            {
+                return Err(ApiError::new(
+                    403,
+                    "SUB-405",
+                    "Not allowed subscribe for messages to other extensions",
+                ));
+            }
             let expanded = format!("{PREFIX}account/{acct}/extension/{ext}/{what}{expanded_query}");
             match what.as_str() {
                 "telephony/sessions" | "voicemail" | "message-store" | "presence" => {
@@ -104,6 +120,18 @@ pub fn classify(
         }
         _ => Err(invalid()),
     }
+}
+
+/// RingCentral's 403 for a permission the app lacks (`CMN-401`), with `permissionName`.
+pub fn missing_app_permission(permission: &str) -> ApiError {
+    ApiError::new(
+        403,
+        "CMN-401",
+        format!(
+            "In order to call this API endpoint, application needs to have [{permission}] permission"
+        ),
+    )
+    .with_permission(permission)
 }
 
 /// True when a notification with event path `event` is covered by the expanded `filter`.
@@ -199,6 +227,39 @@ mod tests {
                 .unwrap_err()
                 .code,
             "SUB-406"
+        );
+    }
+
+    #[test]
+    fn the_extension_list_filter_and_other_mailboxes_follow_the_permissions() {
+        let admin = SimAccount::generated(0, 3);
+        let other = admin.extensions[1].id.clone();
+        let list = "/restapi/v1.0/account/~/extension";
+        assert_eq!(
+            classify(list, &admin, true).unwrap(),
+            FilterOutcome::Active(format!("/restapi/v1.0/account/{}/extension", admin.id))
+        );
+        let vm = format!("/restapi/v1.0/account/~/extension/{other}/voicemail");
+        assert!(matches!(
+            classify(&vm, &admin, true),
+            Ok(FilterOutcome::Active(_))
+        ));
+        let user = admin
+            .clone()
+            .with_permissions(crate::directory::SimPermissions::SELF_ONLY);
+        assert_eq!(classify(&vm, &user, true).unwrap_err().code, "SUB-405");
+        let own = "/restapi/v1.0/account/~/extension/~/voicemail";
+        assert!(matches!(
+            classify(own, &user, true),
+            Ok(FilterOutcome::Active(_))
+        ));
+        let no_accounts = admin.with_permissions(crate::directory::SimPermissions {
+            read_accounts: false,
+            ..crate::directory::SimPermissions::ADMIN
+        });
+        assert_eq!(
+            classify(list, &no_accounts, true).unwrap_err().code,
+            "CMN-401"
         );
     }
 

@@ -9,6 +9,8 @@
 //! - [`config`]: [`SimConfig`], the limits and knobs.
 //! - [`ratelimit`]: per-(user, group) limits with the penalty rule.
 //! - [`filters`]: event-filter validation, `~` expansion and matching.
+//! - [`extensions`]: the extension list and info, the authorization profile, and
+//!   extension changes at runtime with their extension-list events.
 //! - `state`: the shared state, [`Fault`], and the request/delivery logs.
 //! - `oauth`: the token and revoke endpoints and OAuth sessions.
 //! - `subscriptions`, `handshake`: the Subscriptions API and its validation handshake.
@@ -26,6 +28,7 @@ mod control;
 mod delivery;
 pub mod directory;
 pub mod error;
+pub mod extensions;
 pub mod filters;
 mod gate;
 mod handshake;
@@ -38,7 +41,7 @@ pub mod telephony;
 
 pub use clock::SimClock;
 pub use config::{CallLogFilter, RateLimits, SimConfig};
-pub use directory::{ExtensionKind, SimAccount, SimExtension};
+pub use directory::{ExtensionKind, ExtensionStatus, SimAccount, SimExtension, SimPermissions};
 pub use error::ApiError;
 pub use oauth::{JWT_GRANT, OAuthError};
 pub use server::{Sim, SimHandle};

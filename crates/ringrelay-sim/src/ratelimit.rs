@@ -46,6 +46,9 @@ impl Group {
         if path.contains("/message-store/") && path.contains("/content/") {
             return Some(Self::Medium);
         }
+        if let Some(group) = Self::of_extension_path(path) {
+            return Some(group);
+        }
         if path.starts_with("/restapi/v1.0/subscription") {
             let renew = path.ends_with("/renew");
             return Some(match method {
@@ -55,6 +58,20 @@ impl Group {
             });
         }
         Some(Self::Light)
+    }
+
+    /// The extension list and authorization profile are Medium; one extension and the
+    /// permission check are Light (the spec's `x-throttling-group`).
+    fn of_extension_path(path: &str) -> Option<Self> {
+        let rest = path
+            .trim_end_matches('/')
+            .strip_prefix("/restapi/v1.0/account/")?;
+        let segs: Vec<&str> = rest.split('/').skip(1).collect();
+        match segs.as_slice() {
+            ["extension"] | ["extension", _, "authz-profile"] => Some(Self::Medium),
+            ["extension", _] | ["extension", _, "authz-profile", "check"] => Some(Self::Light),
+            _ => None,
+        }
     }
 
     fn limit(self, limits: &RateLimits) -> u32 {
@@ -254,5 +271,21 @@ mod tests {
             Some(Group::Heavy)
         );
         assert_eq!(Group::of("POST", "/sim/advance"), None);
+        assert_eq!(
+            Group::of("GET", "/restapi/v1.0/account/~/extension"),
+            Some(Group::Medium)
+        );
+        assert_eq!(
+            Group::of("GET", "/restapi/v1.0/account/~/extension/~/authz-profile"),
+            Some(Group::Medium)
+        );
+        assert_eq!(
+            Group::of("GET", "/restapi/v1.0/account/~/extension/12"),
+            Some(Group::Light)
+        );
+        assert_eq!(
+            Group::of("GET", "/restapi/v1.0/account/~/extension/~/message-store"),
+            Some(Group::Light)
+        );
     }
 }

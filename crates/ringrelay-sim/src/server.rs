@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::delivery;
-use crate::directory::SimAccount;
+use crate::directory::{ExtensionKind, ExtensionStatus, SimAccount, SimExtension, SimPermissions};
 use crate::state::{
     DeliveryRecord, DropDeliveries, DropRule, Fault, RequestRecord, SimState, TokenRequest,
 };
 use crate::telephony::{CallScenario, GeneratedCall};
-use crate::{calls, control, gate, oauth, subscriptions};
+use crate::{calls, control, extensions, gate, oauth, subscriptions};
 
 /// The HTTP surface: RingCentral's API behind the rate-limit/fault gate, plus `/sim/…`.
 pub(crate) fn router(state: Arc<SimState>) -> Router {
@@ -131,9 +131,87 @@ impl SimHandle {
         &self.state.config
     }
 
-    /// The simulated accounts.
+    /// The simulated accounts as configured at start (see [`SimHandle::account`] for the
+    /// live state after runtime changes).
     pub fn accounts(&self) -> &[SimAccount] {
         &self.state.config.accounts
+    }
+
+    /// The live state of account `account_id` (extensions added, disabled or removed,
+    /// permissions changed at runtime), or `None` when there is no such account.
+    pub fn account(&self, account_id: &str) -> Option<SimAccount> {
+        let index = self.account_index(account_id).ok()?;
+        Some(self.state.account(index))
+    }
+
+    /// Adds a new enabled extension of `kind` named `name` (next free number, fresh id)
+    /// to the account and delivers the extension-list `Create` event; returns it.
+    ///
+    /// # Errors
+    /// When the account does not exist.
+    pub async fn add_extension(
+        &self,
+        account_id: &str,
+        kind: ExtensionKind,
+        name: &str,
+    ) -> anyhow::Result<SimExtension> {
+        let index = self.account_index(account_id)?;
+        let ext = self.state.account(index).next_extension(kind, name);
+        Ok(extensions::add(&self.state, account_id, ext).await?)
+    }
+
+    /// Sets an extension's status (e.g. `Disabled`) and delivers the `Update` event.
+    ///
+    /// # Errors
+    /// When the account or extension does not exist, or it is the owner.
+    pub async fn set_extension_status(
+        &self,
+        account_id: &str,
+        extension_id: &str,
+        status: ExtensionStatus,
+    ) -> anyhow::Result<()> {
+        Ok(extensions::set_status(&self.state, account_id, extension_id, status).await?)
+    }
+
+    /// Disables an extension (see [`SimHandle::set_extension_status`]).
+    ///
+    /// # Errors
+    /// As [`SimHandle::set_extension_status`].
+    pub async fn disable_extension(
+        &self,
+        account_id: &str,
+        extension_id: &str,
+    ) -> anyhow::Result<()> {
+        self.set_extension_status(account_id, extension_id, ExtensionStatus::Disabled)
+            .await
+    }
+
+    /// Removes an extension and delivers the `Delete` event.
+    ///
+    /// # Errors
+    /// When the account or extension does not exist, or it is the owner.
+    pub async fn remove_extension(
+        &self,
+        account_id: &str,
+        extension_id: &str,
+    ) -> anyhow::Result<()> {
+        Ok(extensions::remove(&self.state, account_id, extension_id).await?)
+    }
+
+    /// Replaces what the account's JWT user may do (takes effect on the next request).
+    ///
+    /// # Errors
+    /// When the account does not exist.
+    pub fn set_permissions(
+        &self,
+        account_id: &str,
+        permissions: SimPermissions,
+    ) -> anyhow::Result<()> {
+        Ok(extensions::set_permissions(
+            &self.state,
+            account_id,
+            permissions,
+        )?)
     }
 
     /// Moves simulated time forward and runs the due work (scheduled call events,
@@ -228,6 +306,31 @@ impl SimHandle {
         let account = self.account_index(account_id)?;
         let call = calls::start_call(&self.state, account, scenario, self.state.now())
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        delivery::tick(&self.state).await;
+        Ok(call)
+    }
+
+    /// Like [`SimHandle::run_call`], with extension `extension_id` as the callee (the
+    /// voicemail box for [`CallScenario::InboundVoicemail`]).
+    ///
+    /// # Errors
+    /// When the account does not exist or the extension cannot take part (disabled, or a
+    /// kind that does not fit the scenario).
+    pub async fn run_call_to(
+        &self,
+        account_id: &str,
+        extension_id: &str,
+        scenario: CallScenario,
+    ) -> anyhow::Result<GeneratedCall> {
+        let account = self.account_index(account_id)?;
+        let call = calls::start_call_to(
+            &self.state,
+            account,
+            scenario,
+            self.state.now(),
+            Some(extension_id),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         delivery::tick(&self.state).await;
         Ok(call)
     }

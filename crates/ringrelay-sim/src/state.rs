@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::SimClock;
 use crate::config::SimConfig;
+use crate::directory::SimAccount;
 use crate::error::ApiError;
 use crate::ratelimit::Limiter;
 use crate::telephony::TelephonyState;
@@ -238,8 +239,13 @@ pub(crate) struct SimState {
     pub config: SimConfig,
     pub clock: SimClock,
     pub http: reqwest::Client,
+    /// `http://127.0.0.1:<port>`, for `uri` fields.
+    base_url: String,
     inner: Mutex<Inner>,
     telephony: Mutex<TelephonyState>,
+    /// The live accounts: `config.accounts` as changed at runtime (extensions added,
+    /// disabled, removed; permissions changed). Never held with another lock.
+    directory: Mutex<Vec<SimAccount>>,
 }
 
 /// The authenticated caller of an API request.
@@ -253,12 +259,15 @@ impl SimState {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let accounts = config.accounts.clone();
         Ok(Arc::new(Self {
             clock: config.clock.clone(),
             config,
             http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
             inner: Mutex::new(Inner::default()),
             telephony: Mutex::new(TelephonyState::new(base_url, rand::random())),
+            directory: Mutex::new(accounts),
         }))
     }
 
@@ -271,6 +280,32 @@ impl SimState {
 
     pub fn telephony(&self) -> MutexGuard<'_, TelephonyState> {
         self.telephony
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The simulator's base URL (for `uri` fields).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The live state of account `index` (a snapshot).
+    pub fn account(&self, index: usize) -> SimAccount {
+        self.directory()[index].clone()
+    }
+
+    /// The live accounts (a snapshot).
+    pub fn accounts(&self) -> Vec<SimAccount> {
+        self.directory().clone()
+    }
+
+    /// Changes account `index` in the live directory.
+    pub fn update_account<T>(&self, index: usize, f: impl FnOnce(&mut SimAccount) -> T) -> T {
+        f(&mut self.directory()[index])
+    }
+
+    fn directory(&self) -> MutexGuard<'_, Vec<SimAccount>> {
+        self.directory
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -146,7 +146,7 @@ fn classify_all(
     requested: &[String],
     lifetime_secs: i64,
 ) -> Result<Filters, ApiError> {
-    let acct = &state.config.accounts[account];
+    let acct = &state.account(account);
     let call_log_disabled = state.config.call_log_filter == CallLogFilter::Disabled;
     let mut out = Filters {
         active: Vec::new(),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{CallSummary, TelephonyState};
-use crate::directory::{ExtensionKind, SimAccount, SimExtension};
+use crate::directory::{ExtensionKind, ExtensionStatus, SimAccount, SimExtension};
 use crate::error::ApiError;
 use parties::{Party, Session};
 
@@ -150,21 +150,51 @@ impl GeneratedCall {
 }
 
 /// Plays `scenario` on `account` starting at `start`, stores its call-log record(s) and
-/// voicemail in `state`, and returns everything RingCentral would emit.
+/// voicemail in `state`, and returns everything RingCentral would emit. The callee (or
+/// caller) is a random enabled extension that fits the scenario, so calls spread over
+/// every extension of a large account.
 ///
 /// # Errors
-/// `CMN-101` (400) when the account lacks the extensions the scenario needs (a user
-/// extension; two for [`CallScenario::Transferred`]).
+/// `CMN-101` (400) when the account lacks the extensions the scenario needs (an enabled
+/// user extension, or for [`CallScenario::InboundVoicemail`] an enabled extension with a
+/// mailbox; two users for [`CallScenario::Transferred`]).
 pub fn generate_call(
     state: &mut TelephonyState,
     account: &SimAccount,
     scenario: CallScenario,
     start: DateTime<Utc>,
 ) -> Result<GeneratedCall, ApiError> {
+    generate_call_to(state, account, scenario, start, None)
+}
+
+/// Whether the generator may use `e` as the main extension of `scenario`: enabled, and a
+/// user (or, for voicemail, any kind with a mailbox).
+fn fits(scenario: CallScenario, e: &SimExtension) -> bool {
+    e.status == ExtensionStatus::Enabled
+        && if scenario == CallScenario::InboundVoicemail {
+            e.kind.takes_voicemail()
+        } else {
+            e.kind == ExtensionKind::User
+        }
+}
+
+/// Like [`generate_call`], with the main extension (the callee, caller, voicemail box, or
+/// the first of a transfer) fixed to `target` when given.
+///
+/// # Errors
+/// As [`generate_call`]; `CMN-101` naming `extensionId` when `target` is not an enabled
+/// extension of the account that fits the scenario.
+pub fn generate_call_to(
+    state: &mut TelephonyState,
+    account: &SimAccount,
+    scenario: CallScenario,
+    start: DateTime<Utc>,
+    target: Option<&str>,
+) -> Result<GeneratedCall, ApiError> {
     let mut users: Vec<&SimExtension> = account
         .extensions
         .iter()
-        .filter(|e| e.kind == ExtensionKind::User)
+        .filter(|e| fits(scenario, e))
         .collect();
     let needed = if scenario == CallScenario::Transferred {
         2
@@ -176,13 +206,24 @@ pub fn generate_call(
             400,
             "CMN-101",
             format!(
-                "Account [{}] needs {needed} user extension(s) for scenario {scenario:?}",
+                "Account [{}] needs {needed} enabled extension(s) for scenario {scenario:?}",
                 account.id
             ),
         )
         .with_parameter("scenario"));
     }
     users.shuffle(&mut state.rng);
+    if let Some(target) = target {
+        let at = users.iter().position(|e| e.id == target).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "CMN-101",
+                format!("Extension [{target}] cannot take part in scenario {scenario:?}"),
+            )
+            .with_parameter("extensionId")
+        })?;
+        users.swap(0, at);
+    }
     let mut session = Session::new(state, account, start);
     let pstn_number = format!("+1415555{:04}", state.rng.random_range(1000..10_000));
     let plan = play(state, &mut session, scenario, &users, &pstn_number);

@@ -17,8 +17,8 @@
 pub mod call_log;
 pub mod generator;
 pub mod messages;
-mod query;
-mod render;
+pub(crate) mod query;
+pub(crate) mod render;
 pub mod routes;
 mod sync;
 
@@ -32,7 +32,9 @@ use serde_json::Value;
 use crate::directory::SimAccount;
 use crate::error::ApiError;
 
-pub use generator::{CallScenario, GeneratedCall, GeneratedVoicemail, TimedEvent, generate_call};
+pub use generator::{
+    CallScenario, GeneratedCall, GeneratedVoicemail, TimedEvent, generate_call, generate_call_to,
+};
 pub use query::Params;
 pub use routes::handle_get;
 

@@ -75,6 +75,7 @@ fn dispatch(
         Some(e) => Scope::extension(account, e)?,
         None => Scope::Account,
     };
+    check_permission(account, &scope, tail[0])?;
     match (tail, &scope) {
         (["call-log"], _) => call_log::list(state, now, account, &scope, &params),
         (["call-log", id], _) => call_log::get(state, now, account, &scope, id, &params),
@@ -90,4 +91,33 @@ fn dispatch(
         }
         _ => Err(ApiError::not_found("extensionId")),
     }
+}
+
+/// RingCentral's 403 for a missing user permission (`CMN-408`), with `permissionName`.
+pub fn missing_permission(permission: &str) -> ApiError {
+    ApiError::new(
+        403,
+        "CMN-408",
+        format!(
+            "In order to call this API endpoint, user needs to have [{permission}] permission for requested resource."
+        ),
+    )
+    .with_permission(permission)
+}
+
+/// The account-level call log and other extensions' call logs need `FullCompanyCallLog`;
+/// other extensions' messages need an account-wide `ReadMessages`.
+fn check_permission(account: &SimAccount, scope: &Scope, resource: &str) -> Result<(), ApiError> {
+    let own = matches!(scope, Scope::Extension(e) if *e == account.owner().id);
+    if own {
+        return Ok(());
+    }
+    if resource.starts_with("call-log") {
+        if !account.permissions.company_call_log {
+            return Err(missing_permission("FullCompanyCallLog"));
+        }
+    } else if !account.permissions.company_messages {
+        return Err(missing_permission("ReadMessages"));
+    }
+    Ok(())
 }

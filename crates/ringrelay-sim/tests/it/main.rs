@@ -3,6 +3,7 @@
 mod calls;
 mod control;
 mod delivery;
+mod extensions;
 mod helpers;
 mod knobs;
 mod oauth;
