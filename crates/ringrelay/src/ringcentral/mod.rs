@@ -7,14 +7,15 @@
 //! - [`retry`]: the retry policy and its pure `next_delay`.
 //! - [`error`]: [`ApiError`], keyed on RingCentral's error codes.
 //! - [`lenient`]: serde helpers for what RingCentral really sends.
-//! - [`subscriptions`], [`call_log`], [`messages`], [`sync`]: the typed calls and their
-//!   domain types (wire types stay private).
+//! - [`subscriptions`], [`call_log`], [`messages`], [`sync`], [`extensions`]: the typed
+//!   calls and their domain types (wire types stay private).
 //! - [`clock`]: injected time, so tests and the demo run on the simulator's clock.
 
 pub mod auth;
 pub mod call_log;
 pub mod clock;
 pub mod error;
+pub mod extensions;
 pub mod governor;
 mod http;
 pub mod lenient;
@@ -37,6 +38,7 @@ pub use call_log::{
 };
 pub use clock::{Clock, SystemClock};
 pub use error::ApiError;
+pub use extensions::{Extension, ExtensionKind, ExtensionStatus, GrantedPermission, Permissions};
 pub use governor::{ApiGroup, GovernorSettings, GroupLimit, Priority};
 pub use messages::{TranscriptionStatus, VoicemailMessage, VoicemailQuery};
 pub use retry::RetryPolicy;
