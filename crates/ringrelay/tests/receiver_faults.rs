@@ -298,6 +298,19 @@ impl Store for ScriptedStore {
         Err(down())
     }
 
+    async fn replace_extensions(
+        &self,
+        account: &AccountId,
+        extensions: &[ExtensionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Err(down())
+    }
+
+    async fn extensions(&self, account: &AccountId) -> Result<Vec<StoredExtension>, StoreError> {
+        Err(down())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Err(down())
     }

@@ -413,6 +413,27 @@ pub trait Store: Send + Sync + 'static {
         delivered_retention: Duration,
     ) -> Result<PruneCounts, StoreError>;
 
+    // ----- extensions -----
+
+    /// Replaces the extension list of `account` with `extensions` in one transaction:
+    /// rows not in the list are deleted, new or changed rows get `updated_at = now`,
+    /// unchanged rows keep theirs. An id repeated in the list keeps its last values.
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn replace_extensions(
+        &self,
+        account: &AccountId,
+        extensions: &[ExtensionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The stored extensions of `account`, ordered by extension id.
+    ///
+    /// # Errors
+    /// On a backend failure or an unreadable row.
+    async fn extensions(&self, account: &AccountId) -> Result<Vec<StoredExtension>, StoreError>;
+
     /// Checks the store answers (for `/readyz`).
     ///
     /// # Errors

@@ -448,3 +448,32 @@ pub struct PruneCounts {
     /// Activities removed (older than the inbox retention, with no delivery left).
     pub activities: u64,
 }
+
+/// One extension of an account as discovery last saw it, and whether ringrelay covers it
+/// (subscribes to its voicemail and backfills its messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRecord {
+    /// RingCentral's extension id.
+    pub extension_id: String,
+    /// Short extension number, when it has one.
+    pub number: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// RingCentral's `type` (`User`, `Department`, …).
+    pub kind: String,
+    /// RingCentral's `status` (`Enabled`, `Disabled`, …).
+    pub status: String,
+    /// Whether it is covered.
+    pub covered: bool,
+    /// Why it is not covered (`None` when covered).
+    pub reason: Option<String>,
+}
+
+/// An [`ExtensionRecord`] as stored, with when its row last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredExtension {
+    /// The extension.
+    pub record: ExtensionRecord,
+    /// When the row was added or last changed (unchanged rows keep their time).
+    pub updated_at: DateTime<Utc>,
+}

@@ -14,6 +14,8 @@ use ringrelay::store::{
     SubscriptionRecord,
 };
 
+pub use crate::extensions::*;
+
 type S = Arc<dyn Store>;
 
 const SECOND: Duration = Duration::from_secs(1);

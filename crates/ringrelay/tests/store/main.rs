@@ -4,6 +4,7 @@
 
 mod conformance;
 mod crash;
+mod extensions;
 mod open;
 
 use std::future::Future;
@@ -108,4 +109,6 @@ conformance!(
     account_summaries_count_one_accounts_recent_traffic,
     an_activity_payload_is_read_back_by_key,
     ping_answers,
+    extension_lists_are_replaced_per_account_keeping_unchanged_times,
+    a_repeated_extension_id_keeps_its_last_values,
 );

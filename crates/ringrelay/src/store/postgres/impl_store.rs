@@ -20,9 +20,9 @@ use crate::store::codec::{
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
-    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxAccountSummary, InboxRow,
-    InboxStats, Lease, NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError,
-    SubscriptionRecord, chrono_duration,
+    DeliveryFilter, DeliveryResult, DeliveryState, ExtensionRecord, Gap, GapCause,
+    InboxAccountSummary, InboxRow, InboxStats, Lease, NewActivity, NewNotification, PruneCounts,
+    SinkState, Store, StoreError, StoredExtension, SubscriptionRecord, chrono_duration,
 };
 
 /// Rows removed per pruning transaction.
@@ -761,6 +761,19 @@ impl Store for PostgresStore {
             deliveries,
             activities,
         })
+    }
+
+    async fn replace_extensions(
+        &self,
+        acc: &AccountId,
+        records: &[ExtensionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.replace_extension_rows(acc, records, now).await
+    }
+
+    async fn extensions(&self, acc: &AccountId) -> Result<Vec<StoredExtension>, StoreError> {
+        self.extension_rows(acc).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

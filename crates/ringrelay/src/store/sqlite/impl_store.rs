@@ -15,9 +15,9 @@ use crate::store::codec::{
 };
 use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
-    DeliveryFilter, DeliveryResult, DeliveryState, Gap, GapCause, InboxAccountSummary, InboxRow,
-    InboxStats, Lease, NewActivity, NewNotification, PruneCounts, SinkState, Store, StoreError,
-    SubscriptionRecord, chrono_duration,
+    DeliveryFilter, DeliveryResult, DeliveryState, ExtensionRecord, Gap, GapCause,
+    InboxAccountSummary, InboxRow, InboxStats, Lease, NewActivity, NewNotification, PruneCounts,
+    SinkState, Store, StoreError, StoredExtension, SubscriptionRecord, chrono_duration,
 };
 
 use super::ops::{PRUNE_BATCH, acquire, claim, complete, insert_activity, prune_batch, set_cursor};
@@ -663,6 +663,22 @@ impl Store for SqliteStore {
             deliveries,
             activities,
         })
+    }
+
+    async fn replace_extensions(
+        &self,
+        acc: &AccountId,
+        records: &[ExtensionRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (acc, records) = (acc.clone(), records.to_vec());
+        self.write(move |t| super::extensions::replace(t, &acc, &records, now))
+            .await
+    }
+
+    async fn extensions(&self, acc: &AccountId) -> Result<Vec<StoredExtension>, StoreError> {
+        let acc = acc.clone();
+        self.read(move |c| super::extensions::list(c, &acc)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -109,6 +109,20 @@ CREATE TABLE inbox_accounts (account TEXT PRIMARY KEY, last_received_at INTEGER 
 INSERT INTO inbox_accounts (account, last_received_at)
     SELECT account, MAX(received_at) FROM inbox GROUP BY account;
 ",
+    r"
+CREATE TABLE extensions (
+    account TEXT NOT NULL,
+    extension_id TEXT NOT NULL,
+    number TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    covered INTEGER NOT NULL,
+    reason TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account, extension_id)
+);
+",
 ];
 
 /// The schema version this build writes.
