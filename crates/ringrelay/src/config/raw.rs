@@ -51,6 +51,7 @@ pub(super) struct RawKeeper {
     pub reconcile_interval: String,
     pub silence_threshold: String,
     pub token_grace: String,
+    pub extension_refresh: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +79,24 @@ pub(super) struct RawAccount {
     pub reminder_threshold: String,
     #[serde(default = "default_reminder_interval")]
     pub reminder_interval: String,
+    #[serde(default)]
+    pub scope: Option<RawScope>,
+}
+
+/// `scope`: `"company"`, `"self"`, or a list of extension ids (strings or numbers).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawScope {
+    Name(String),
+    List(Vec<RawId>),
+}
+
+/// An extension id as written: `"62295327016"` or `62295327016`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawId {
+    Text(String),
+    Number(i64),
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,3 +161,63 @@ fn the_configuration_reference_shows_the_printed_default_config_verbatim() {
         "docs/configuration.md is out of date: paste `ringrelay config print-default` into it"
     );
 }
+
+#[test]
+fn the_scope_defaults_to_company_and_takes_self_or_extension_ids() {
+    let secrets = env(&[("ACME_SECRET", "cs"), ("ACME_JWT", "jwt")]);
+    let s = load(ONE_ACCOUNT, &secrets).unwrap();
+    assert_eq!(s.accounts[0].scope, Scope::Company);
+    assert_eq!(s.keeper.extension_refresh, Duration::from_secs(3600));
+    let with = |scope: &str| {
+        ONE_ACCOUNT.replace(
+            "jwt = \"env:ACME_JWT\"",
+            &format!("jwt = \"env:ACME_JWT\"\nscope = {scope}"),
+        )
+    };
+    let s = load(&with("\"self\""), &secrets).unwrap();
+    assert_eq!(s.accounts[0].scope, Scope::SelfOnly);
+    let s = load(&with("[\"62295327016\", 62295327017]"), &secrets).unwrap();
+    assert_eq!(
+        s.accounts[0].scope,
+        Scope::Extensions(vec!["62295327016".into(), "62295327017".into()])
+    );
+    assert_eq!(
+        s.accounts[0].scope.to_string(),
+        "[62295327016, 62295327017]"
+    );
+    let mut by_env = secrets.clone();
+    by_env.insert("RINGRELAY_ACCOUNTS__0__SCOPE".into(), "self".into());
+    assert_eq!(
+        load(ONE_ACCOUNT, &by_env).unwrap().accounts[0].scope,
+        Scope::SelfOnly
+    );
+}
+
+#[test]
+fn a_bad_scope_or_refresh_is_named_with_how_to_fix_it() {
+    let secrets = env(&[("ACME_SECRET", "cs"), ("ACME_JWT", "jwt")]);
+    let with = |scope: &str| {
+        ONE_ACCOUNT.replace(
+            "jwt = \"env:ACME_JWT\"",
+            &format!("jwt = \"env:ACME_JWT\"\nscope = {scope}"),
+        )
+    };
+    let problems = |text: &str| load(text, &secrets).unwrap_err().problems;
+    let p = problems(&with("\"all\""));
+    assert_eq!(p[0].key, "accounts[0].scope");
+    assert!(
+        p[0].message.contains("\"company\", \"self\""),
+        "{}",
+        p[0].message
+    );
+    let p = problems(&with("[]"));
+    assert!(p[0].message.contains("empty list"), "{}", p[0].message);
+    let p = problems(&with("[\"101\", \"x1\", \"101\"]"));
+    let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["accounts[0].scope[1]", "accounts[0].scope[2]"]);
+    assert!(p[1].message.contains("twice"));
+    let p = problems(&format!(
+        "[keeper]\nextension_refresh = \"10s\"\n{ONE_ACCOUNT}"
+    ));
+    assert_eq!(p[0].key, "keeper.extension_refresh");
+}

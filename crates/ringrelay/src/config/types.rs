@@ -2,12 +2,13 @@
 //! every problem with its key.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use url::Url;
 
-use super::raw::{OneOrMany, RawAccount, RawConfig, RawSink};
+use super::raw::{OneOrMany, RawAccount, RawConfig, RawId, RawScope, RawSink};
 use super::{ConfigError, DEFAULT_EVENT_FILTERS, Problem, Secret};
 use crate::account::AccountId;
 
@@ -147,6 +148,8 @@ pub struct KeeperSettings {
     pub silence_threshold: Duration,
     /// How long the previous verification token stays valid.
     pub token_grace: Duration,
+    /// How often each account's extension list is fetched again (company coverage).
+    pub extension_refresh: Duration,
 }
 
 /// `[sync]`.
@@ -179,6 +182,31 @@ pub struct AccountSettings {
     pub renew_before: Duration,
     /// Renewal-reminder `(threshold, interval)`, or `None` for no reminder filter.
     pub reminder: Option<(Duration, Duration)>,
+    /// Which extensions ringrelay covers (default [`Scope::Company`]).
+    pub scope: Scope,
+}
+
+/// Which of an account's extensions ringrelay covers (`scope` in `[[accounts]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every enabled extension that can take voicemail, when the token's permissions
+    /// allow it (otherwise discovery falls back to [`Scope::SelfOnly`] with a warning).
+    #[default]
+    Company,
+    /// Only the JWT's own extension.
+    SelfOnly,
+    /// These extension ids (each still must be enabled, take voicemail and be permitted).
+    Extensions(Vec<String>),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Company => f.write_str("company"),
+            Self::SelfOnly => f.write_str("self"),
+            Self::Extensions(ids) => write!(f, "[{}]", ids.join(", ")),
+        }
+    }
 }
 
 impl AccountSettings {
@@ -348,7 +376,14 @@ pub(super) fn build(
         reconcile_interval: c.duration("keeper.reconcile_interval", &raw.keeper.reconcile_interval),
         silence_threshold: c.duration("keeper.silence_threshold", &raw.keeper.silence_threshold),
         token_grace: c.duration("keeper.token_grace", &raw.keeper.token_grace),
+        extension_refresh: c.duration("keeper.extension_refresh", &raw.keeper.extension_refresh),
     };
+    if keeper.extension_refresh < Duration::from_secs(60) {
+        c.fail(
+            "keeper.extension_refresh",
+            "must be at least 1m (the extension list is in RingCentral's Medium group, 40 requests a minute)",
+        );
+    }
     let sync = SyncSettings {
         interval: c.duration("sync.interval", &raw.sync.interval),
         backfill_margin: c.duration("sync.backfill_margin", &raw.sync.backfill_margin),
@@ -468,8 +503,10 @@ fn build_account(c: &mut Check<'_>, i: usize, a: &RawAccount) -> AccountSettings
             );
         }
     }
+    let scope = build_scope(c, &key("scope"), a.scope.as_ref());
     AccountSettings {
         id,
+        scope,
         server: c.url(&key("server"), &a.server),
         client_id: a.client_id.clone(),
         client_secret: c.secret(&key("client_secret"), &a.client_secret),
@@ -593,5 +630,54 @@ fn build_sink(
         types,
         retry_schedule,
         disable_after,
+    }
+}
+
+fn build_scope(c: &mut Check<'_>, key: &str, raw: Option<&RawScope>) -> Scope {
+    match raw {
+        None => Scope::Company,
+        Some(RawScope::Name(name)) => match name.as_str() {
+            "company" => Scope::Company,
+            "self" => Scope::SelfOnly,
+            other => {
+                c.fail(
+                    key,
+                    format!(
+                        "{other:?} is not a scope; use \"company\", \"self\" or a list of extension ids"
+                    ),
+                );
+                Scope::Company
+            }
+        },
+        Some(RawScope::List(ids)) => {
+            if ids.is_empty() {
+                c.fail(
+                    key,
+                    "is an empty list; list extension ids, or use \"self\" or \"company\"",
+                );
+            }
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for (j, id) in ids.iter().enumerate() {
+                let text = match id {
+                    RawId::Text(t) => t.trim().to_owned(),
+                    RawId::Number(n) => n.to_string(),
+                };
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    c.fail(
+                        format!("{key}[{j}]"),
+                        format!("{text:?} is not an extension id (RingCentral's are numeric, e.g. \"62295327016\")"),
+                    );
+                } else if !seen.insert(text.clone()) {
+                    c.fail(
+                        format!("{key}[{j}]"),
+                        format!("extension {text} is listed twice"),
+                    );
+                } else {
+                    out.push(text);
+                }
+            }
+            Scope::Extensions(out)
+        }
     }
 }
