@@ -6,6 +6,8 @@
 //! - [`backoff`]: retry delays with jitter after failures.
 //! - [`explain`]: plain-words explanations for `status` and `check`.
 //! - [`gaps`]: the coverage ledger on top of the store.
+//! - [`extensions`]: extension discovery: which extensions are covered (company scope),
+//!   published on a watch channel.
 //! - [`task`]: the per-account [`Keeper`] and its background task.
 //!
 //! The keeper talks to RingCentral through the [`SubscriptionApi`] trait (implemented for
@@ -13,6 +15,7 @@
 
 pub mod backoff;
 pub mod explain;
+pub mod extensions;
 pub mod gaps;
 pub mod plan;
 pub mod task;

@@ -1,6 +1,7 @@
 //! The account's extensions and what the JWT's user may do with them:
 //! [`RingCentral::list_extensions`] (`GET /restapi/v1.0/account/~/extension`, Medium
-//! group, app permission `ReadAccounts`, every page) and
+//! group, app permission `ReadAccounts`, every page),
+//! [`RingCentral::current_extension`] (`…/extension/~`, Light) and
 //! [`RingCentral::permissions`] (`GET …/extension/~/authz-profile`, Medium), which says
 //! whether the user may read the company call log and every extension's messages.
 
@@ -231,6 +232,22 @@ impl RingCentral {
             parse_extension,
         )
         .await
+    }
+
+    /// The JWT user's own extension (`GET /restapi/v1.0/account/~/extension/~`, Light).
+    ///
+    /// # Errors
+    /// Any [`ApiError`].
+    #[tracing::instrument(skip_all, fields(account = %self.account()))]
+    pub async fn current_extension(&self) -> Result<Extension, ApiError> {
+        let request = ApiRequest::new(
+            Method::GET,
+            "/restapi/v1.0/account/~/extension/~",
+            ApiGroup::Light,
+        );
+        let body = self.execute(&request).await?;
+        let raw: serde_json::Value = decode(&body, "extension")?;
+        parse_extension(raw)
     }
 
     /// The JWT user's authorization profile (`GET

@@ -1,0 +1,203 @@
+//! Extension discovery against the simulator: the task lists a company account, stores
+//! the list, publishes the coverage on its watch channel, follows extensions added,
+//! disabled and removed at runtime when triggered, falls back to `self` without company
+//! permissions, and makes no RingCentral call while it is not the active replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringrelay::account::AccountId;
+use ringrelay::config::{Scope, Secret, StoreUrl};
+use ringrelay::keeper::extensions::{
+    Coverage, DiscoveryContext, DiscoveryHandle, EffectiveScope, spawn,
+};
+use ringrelay::ringcentral::clock::SleepFuture;
+use ringrelay::ringcentral::{ClientSettings, Clock, GovernorSettings, RetryPolicy, RingCentral};
+use ringrelay::store::{self, OpenOptions, Store};
+use ringrelay_sim::{
+    ExtensionKind, ExtensionStatus, Sim, SimAccount, SimClock, SimConfig, SimHandle, SimPermissions,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The simulator's "now", but sleeps are real (and long here), so the periodic refresh
+/// never fires during a test and every refresh is one the test asked for.
+#[derive(Debug)]
+struct SimNowRealSleep(SimClock);
+
+impl Clock for SimNowRealSleep {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.now()
+    }
+    fn sleep(&self, duration: Duration) -> SleepFuture {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+struct World {
+    sim: SimHandle,
+    store: Arc<dyn Store>,
+    account: AccountId,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(permissions: SimPermissions) -> World {
+    let sim = Sim::start(SimConfig::default().with_accounts(vec![
+        SimAccount::company(0, 40).with_permissions(permissions),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Sqlite(dir.path().join("x.db"));
+    let store = store::open(&url, &OpenOptions::default()).await.unwrap();
+    World {
+        sim,
+        store,
+        account: AccountId::parse("acme").unwrap(),
+        _dir: dir,
+    }
+}
+
+fn discovery(w: &World, scope: Scope, active: watch::Receiver<bool>) -> DiscoveryHandle {
+    let clock: Arc<dyn Clock> = Arc::new(SimNowRealSleep(w.sim.clock()));
+    let settings = ClientSettings {
+        account: w.account.clone(),
+        server: w.sim.base_url().parse().unwrap(),
+        client_id: w.sim.config().client_id.clone(),
+        client_secret: Secret::new(w.sim.config().client_secret.clone()),
+        jwt: Secret::new(w.sim.accounts()[0].jwt.clone()),
+        request_timeout: Duration::from_secs(10),
+        refresh_before: Duration::from_secs(300),
+        retry: RetryPolicy::default(),
+        limits: GovernorSettings::default(),
+    };
+    let rc = RingCentral::with_clock(settings, clock.clone()).unwrap();
+    spawn(
+        DiscoveryContext {
+            account: w.account.clone(),
+            scope,
+            api: Arc::new(rc),
+            store: w.store.clone(),
+            clock,
+            refresh: Duration::from_secs(3600),
+            retry_base: Duration::from_millis(50),
+        },
+        active,
+        CancellationToken::new(),
+    )
+}
+
+/// Waits (bounded) for a published coverage that satisfies `f`.
+async fn until(h: &DiscoveryHandle, f: impl Fn(&Coverage) -> bool) -> Coverage {
+    let mut rx = h.subscribe();
+    let got = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|c| f(c)))
+        .await
+        .expect("coverage in time")
+        .expect("task alive")
+        .clone();
+    got
+}
+
+fn expected(sim: &SimHandle) -> Vec<String> {
+    let account = sim.account(&sim.accounts()[0].id).unwrap();
+    let mut ids: Vec<String> = account
+        .extensions
+        .iter()
+        .filter(|e| e.status == ExtensionStatus::Enabled && e.kind.takes_voicemail())
+        .map(|e| e.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn extensions_added_disabled_and_removed_at_runtime_change_the_coverage() {
+    let w = world(SimPermissions::ADMIN).await;
+    let (_active_tx, active) = watch::channel(true);
+    let h = discovery(&w, Scope::Company, active);
+    let first = until(&h, |c| c.refreshed_at.is_some()).await;
+    assert_eq!(first.effective, EffectiveScope::Company);
+    assert_eq!(first.extension_ids, expected(&w.sim));
+    assert!(first.company_call_log && first.warnings.is_empty());
+    assert_eq!(first.total, 40);
+    assert_eq!(w.store.extensions(&w.account).await.unwrap().len(), 40);
+
+    let acct = w.sim.accounts()[0].id.clone();
+    let added = w
+        .sim
+        .add_extension(&acct, ExtensionKind::User, "New Hire")
+        .await
+        .unwrap();
+    h.trigger();
+    let c = until(&h, |c| c.covers(&added.id)).await;
+    assert_eq!(c.extension_ids, expected(&w.sim));
+
+    let victim = first
+        .extension_ids
+        .iter()
+        .find(|id| **id != w.sim.accounts()[0].owner().id)
+        .unwrap()
+        .clone();
+    w.sim.disable_extension(&acct, &victim).await.unwrap();
+    h.trigger();
+    let c = until(&h, |c| !c.covers(&victim)).await;
+    let why = c
+        .not_covered
+        .iter()
+        .find(|n| n.extension_id == victim)
+        .unwrap();
+    assert_eq!(why.reason.to_string(), "status Disabled");
+
+    w.sim.remove_extension(&acct, &added.id).await.unwrap();
+    h.trigger();
+    let c = until(&h, |c| !c.covers(&added.id)).await;
+    assert_eq!(c.extension_ids, expected(&w.sim));
+    let stored = w.store.extensions(&w.account).await.unwrap();
+    assert_eq!(stored.len(), 40);
+    assert!(stored.iter().all(|e| e.record.extension_id != added.id));
+    let row = stored
+        .iter()
+        .find(|e| e.record.extension_id == victim)
+        .unwrap();
+    assert!(!row.record.covered);
+    h.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_company_permissions_the_company_scope_falls_back_to_self() {
+    let w = world(SimPermissions::SELF_ONLY).await;
+    let (_active_tx, active) = watch::channel(true);
+    let h = discovery(&w, Scope::Company, active);
+    let c = until(&h, |c| c.refreshed_at.is_some()).await;
+    assert_eq!(c.effective, EffectiveScope::SelfOnly);
+    assert_eq!(c.extension_ids, [w.sim.accounts()[0].owner().id.clone()]);
+    assert!(!c.company_call_log);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("scope \"self\""));
+    h.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_standby_replica_calls_nothing_until_it_becomes_active() {
+    let w = world(SimPermissions::ADMIN).await;
+    let (active_tx, active) = watch::channel(false);
+    let h = discovery(&w, Scope::SelfOnly, active);
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(h.current().refreshed_at.is_none());
+    assert!(
+        w.sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/extension")),
+        "no extension call while standing by"
+    );
+    active_tx.send_replace(true);
+    let c = until(&h, |c| c.refreshed_at.is_some()).await;
+    assert_eq!(c.extension_ids, [w.sim.accounts()[0].owner().id.clone()]);
+    h.stop().await;
+    w.sim.shutdown().await;
+}
