@@ -1,5 +1,6 @@
 //! `ringrelay check`: validates the config, then for each account asks RingCentral the
-//! questions an operator would (token, credential expiry, permissions, subscriptions and
+//! questions an operator would (token, credential expiry, permissions, the extensions the
+//! scope covers (warning when `company` falls back to `self`), subscriptions and
 //! refused filters) and tests that our own webhook URL answers the validation handshake.
 //! Prints a plain-language verdict per account; the exit status is non-zero when anything
 //! is wrong.
@@ -9,10 +10,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::config::{AccountSettings, Settings};
-use crate::keeper::explain;
+use crate::config::{AccountSettings, Scope, Settings};
+use crate::keeper::{explain, extensions};
 use crate::ringcentral::{
-    CallLogQuery, ClientSettings, Priority, RingCentral, SubscriptionStatus, VoicemailQuery,
+    ApiError, CallLogQuery, CallLogScope, ClientSettings, Permissions, Priority, RingCentral,
+    SubscriptionStatus, VoicemailQuery,
 };
 use crate::store::{self, OpenOptions};
 
@@ -136,6 +138,19 @@ pub async fn check_account(settings: &Settings, account: &AccountSettings) -> Ac
     query.priority = Priority::Backfill;
     match client.call_log(&query).await {
         Ok(_) => findings.push(Finding::ok("may read the company call log (ReadCallLog)")),
+        Err(ApiError::Forbidden { code, .. }) => {
+            // No FullCompanyCallLog: the call log can still be read per extension.
+            query.scope = CallLogScope::Extension("~".to_owned());
+            match client.call_log(&query).await {
+                Ok(_) => findings.push(Finding::ok(format!(
+                    "may read the user's own call log (ReadCallLog); the company call log is refused ({code}), so calls are read per extension"
+                ))),
+                Err(e) => findings.push(Finding::bad(format!(
+                    "cannot read the call log (needs ReadCallLog): {}",
+                    explain::api_error(&e, &address)
+                ))),
+            }
+        }
         Err(e) => findings.push(Finding::bad(format!(
             "cannot read the company call log (needs ReadCallLog and a user allowed to see the company's calls): {}",
             explain::api_error(&e, &address)
@@ -157,6 +172,8 @@ pub async fn check_account(settings: &Settings, account: &AccountSettings) -> Ac
             explain::api_error(&e, &address)
         ))),
     }
+
+    findings.extend(coverage_findings(&client, &account.scope).await);
 
     match client.list_subscriptions().await {
         Err(e) => findings.push(Finding::bad(format!(
@@ -219,6 +236,62 @@ pub async fn check_account(settings: &Settings, account: &AccountSettings) -> Ac
         account: account.id.to_string(),
         findings,
     }
+}
+
+/// What the token's permissions allow and which extensions the configured scope covers:
+/// the same probe and rule as extension discovery ([`extensions::decide`]), without
+/// writing the store. A `company` scope that falls back to `self` is a problem, with
+/// what to do.
+pub async fn coverage_findings(client: &RingCentral, scope: &Scope) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let permissions = match client.permissions().await {
+        Ok(p) => p,
+        Err(e) => {
+            findings.push(Finding::bad(format!(
+                "cannot read the user's permissions (authz-profile): {e}; assuming no company-wide access"
+            )));
+            Permissions {
+                company_call_log: false,
+                company_messages: false,
+                granted: Vec::new(),
+            }
+        }
+    };
+    findings.push(if permissions.company_call_log {
+        Finding::ok("the user may read the company call log (FullCompanyCallLog)")
+    } else {
+        Finding::ok(
+            "the user may not read the company call log (no FullCompanyCallLog): calls are read per extension",
+        )
+    });
+    findings.push(if permissions.company_messages {
+        Finding::ok("the user may read every extension's messages (voicemail of every extension)")
+    } else {
+        Finding::ok("the user may read only its own extension's messages")
+    });
+    let own = match client.current_extension().await {
+        Ok(e) => e.id,
+        Err(_) => extensions::OWN_EXTENSION.to_owned(),
+    };
+    match client.list_extensions().await {
+        Ok(list) => {
+            let decision = extensions::decide(scope, &own, &list, &permissions);
+            let c = decision.coverage;
+            let line = format!("scope {scope} configured; {}", c.summary());
+            findings.push(if c.extension_ids.is_empty() {
+                Finding::bad(format!("{line}: nothing is covered"))
+            } else {
+                Finding::ok(line)
+            });
+            for w in c.warnings {
+                findings.push(Finding::bad(format!("WARNING: {w}")));
+            }
+        }
+        Err(e) => findings.push(Finding::bad(format!(
+            "cannot list the account's extensions (needs ReadAccounts): {e}; only the JWT's own extension can be covered"
+        ))),
+    }
+    findings
 }
 
 /// Runs every check and renders the verdicts, with `true` when all is well.

@@ -58,8 +58,7 @@ async fn world(permissions: SimPermissions) -> World {
     }
 }
 
-fn discovery(w: &World, scope: Scope, active: watch::Receiver<bool>) -> DiscoveryHandle {
-    let clock: Arc<dyn Clock> = Arc::new(SimNowRealSleep(w.sim.clock()));
+fn client(w: &World, clock: Arc<dyn Clock>) -> RingCentral {
     let settings = ClientSettings {
         account: w.account.clone(),
         server: w.sim.base_url().parse().unwrap(),
@@ -71,7 +70,12 @@ fn discovery(w: &World, scope: Scope, active: watch::Receiver<bool>) -> Discover
         retry: RetryPolicy::default(),
         limits: GovernorSettings::default(),
     };
-    let rc = RingCentral::with_clock(settings, clock.clone()).unwrap();
+    RingCentral::with_clock(settings, clock).unwrap()
+}
+
+fn discovery(w: &World, scope: Scope, active: watch::Receiver<bool>) -> DiscoveryHandle {
+    let clock: Arc<dyn Clock> = Arc::new(SimNowRealSleep(w.sim.clock()));
+    let rc = client(w, clock.clone());
     spawn(
         DiscoveryContext {
             account: w.account.clone(),
@@ -90,12 +94,11 @@ fn discovery(w: &World, scope: Scope, active: watch::Receiver<bool>) -> Discover
 /// Waits (bounded) for a published coverage that satisfies `f`.
 async fn until(h: &DiscoveryHandle, f: impl Fn(&Coverage) -> bool) -> Coverage {
     let mut rx = h.subscribe();
-    let got = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|c| f(c)))
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|c| f(c)))
         .await
         .expect("coverage in time")
         .expect("task alive")
-        .clone();
-    got
+        .clone()
 }
 
 fn expected(sim: &SimHandle) -> Vec<String> {
@@ -199,5 +202,49 @@ async fn a_standby_replica_calls_nothing_until_it_becomes_active() {
     let c = until(&h, |c| c.refreshed_at.is_some()).await;
     assert_eq!(c.extension_ids, [w.sim.accounts()[0].owner().id.clone()]);
     h.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn check_reports_the_permissions_the_coverage_and_the_fallback_warning() {
+    let w = world(SimPermissions::ADMIN).await;
+    let rc = client(&w, Arc::new(w.sim.clock()));
+    let findings = ringrelay::check::coverage_findings(&rc, &Scope::Company).await;
+    assert!(findings.iter().all(|f| !f.problem), "{findings:?}");
+    let want = format!(
+        "scope company configured; scope company: {} of 40",
+        expected(&w.sim).len()
+    );
+    assert!(
+        findings.iter().any(|f| f.text.starts_with(&want)),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.text.contains("FullCompanyCallLog"))
+    );
+
+    let acct = w.sim.accounts()[0].id.clone();
+    w.sim
+        .set_permissions(&acct, SimPermissions::SELF_ONLY)
+        .unwrap();
+    let findings = ringrelay::check::coverage_findings(&rc, &Scope::Company).await;
+    let warnings: Vec<_> = findings.iter().filter(|f| f.problem).collect();
+    assert_eq!(warnings.len(), 1, "{findings:?}");
+    assert!(
+        warnings[0].text.starts_with("WARNING: scope \"company\""),
+        "{}",
+        warnings[0].text
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.text.contains("scope self: 1 of 40")),
+        "{findings:?}"
+    );
+    // Choosing "self" explicitly is not a problem.
+    let findings = ringrelay::check::coverage_findings(&rc, &Scope::SelfOnly).await;
+    assert!(findings.iter().all(|f| !f.problem), "{findings:?}");
     w.sim.shutdown().await;
 }

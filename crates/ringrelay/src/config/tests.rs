@@ -185,7 +185,7 @@ fn the_scope_defaults_to_company_and_takes_self_or_extension_ids() {
         s.accounts[0].scope.to_string(),
         "[62295327016, 62295327017]"
     );
-    let mut by_env = secrets.clone();
+    let mut by_env = secrets;
     by_env.insert("RINGRELAY_ACCOUNTS__0__SCOPE".into(), "self".into());
     assert_eq!(
         load(ONE_ACCOUNT, &by_env).unwrap().accounts[0].scope,
