@@ -207,6 +207,17 @@ impl Coverage {
     }
 }
 
+impl From<&Coverage> for crate::pipeline::sync::SyncScope {
+    /// What the sync reads for this coverage: the covered extensions' message stores, and
+    /// the call log at account level when permitted.
+    fn from(c: &Coverage) -> Self {
+        Self {
+            extensions: c.extension_ids.clone(),
+            company_call_log: c.company_call_log,
+        }
+    }
+}
+
 /// Whether ringrelay treats an extension of this kind as having a mailbox: users (also
 /// digital and flexible users), call queues (`Department`) and voicemail-only
 /// extensions. RingCentral does not document which kinds take voicemail; this is the
@@ -703,5 +714,8 @@ mod tests {
         let d = decide(&Scope::Company, "1", &company(), &perms(true));
         assert_eq!(d.coverage.reasons().get("status Disabled"), Some(&1));
         assert!(d.coverage.covers("3") && !d.coverage.covers("4"));
+        let sync = crate::pipeline::sync::SyncScope::from(&d.coverage);
+        assert_eq!(sync.extensions, d.coverage.extension_ids);
+        assert!(sync.company_call_log);
     }
 }
