@@ -24,6 +24,11 @@ SCHEMAS = [
     "CallLogResponse",
     "CallLogSyncResponse",
     "GetMessageList",
+    "GetExtensionListResponse",
+    "GetExtensionInfoResponse",
+    "AuthProfileResource",
+    "AuthProfileCheckResource",
+    "ExtensionListEvent",
 ]
 
 # Error answers defined under components/responses rather than components/schemas.

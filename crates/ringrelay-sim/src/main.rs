@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ringrelay_sim::{RateLimits, Sim, SimAccount, SimConfig};
+use ringrelay_sim::{RateLimits, Sim, SimAccount, SimConfig, SimPermissions};
 
 /// A faithful fake RingCentral (OAuth, subscriptions, webhook delivery, rate limits).
 ///
@@ -27,6 +27,13 @@ struct Cli {
     /// Extensions per account (the first is the JWT's user).
     #[arg(long, default_value_t = 4)]
     extensions: u32,
+    /// Generate company accounts: mixed extension kinds and statuses
+    /// (`SimAccount::company`; try `--extensions 200`).
+    #[arg(long)]
+    company: bool,
+    /// The JWT users may read only their own extension's call log and messages.
+    #[arg(long)]
+    self_only: bool,
     /// The app's client id (Basic auth on /restapi/oauth/*).
     #[arg(long, default_value = "sim-client-id")]
     client_id: String,
@@ -60,7 +67,18 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = SimConfig {
         accounts: (0..cli.accounts.max(1))
-            .map(|n| SimAccount::generated(n, cli.extensions))
+            .map(|n| {
+                let account = if cli.company {
+                    SimAccount::company(n, cli.extensions)
+                } else {
+                    SimAccount::generated(n, cli.extensions)
+                };
+                if cli.self_only {
+                    account.with_permissions(SimPermissions::SELF_ONLY)
+                } else {
+                    account
+                }
+            })
             .collect(),
         port: Some(cli.port),
         client_id: cli.client_id,

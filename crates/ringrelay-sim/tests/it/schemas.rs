@@ -154,3 +154,53 @@ async fn every_simulated_response_validates_against_the_spec() {
     t.shutdown().await;
     rx.stop().await;
 }
+
+#[tokio::test]
+async fn extension_answers_and_the_extension_list_event_validate_against_the_spec() {
+    let t =
+        TestSim::start(unlimited().with_accounts(vec![ringrelay_sim::SimAccount::company(0, 30)]))
+            .await;
+    let rx = Receiver::start(Answer::Good).await;
+    let token = t.access_token().await;
+    let get = |path: &'static str| {
+        let t = &t;
+        let token = token.clone();
+        async move {
+            let r = t.get(&token, path).await;
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let list = get("/restapi/v1.0/account/~/extension?perPage=10&page=2").await;
+    assert_valid("GetExtensionListResponse", &list);
+    assert_valid(
+        "GetExtensionInfoResponse",
+        &get("/restapi/v1.0/account/~/extension/~").await,
+    );
+    assert_valid(
+        "AuthProfileResource",
+        &get("/restapi/v1.0/account/~/extension/~/authz-profile").await,
+    );
+    assert_valid(
+        "AuthProfileCheckResource",
+        &get("/restapi/v1.0/account/~/extension/~/authz-profile/check?permissionId=ReadMessages")
+            .await,
+    );
+    let filter = "/restapi/v1.0/account/~/extension";
+    assert_eq!(
+        t.create(&token, &webhook(&rx.url, &[filter]))
+            .await
+            .status(),
+        200
+    );
+    let account = t.sim.accounts()[0].id.clone();
+    t.sim
+        .add_extension(&account, ringrelay_sim::ExtensionKind::User, "Schema Check")
+        .await
+        .unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert_valid("ExtensionListEvent", &got[0].body);
+    rx.stop().await;
+    t.shutdown().await;
+}
