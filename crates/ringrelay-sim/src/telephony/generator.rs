@@ -151,13 +151,12 @@ impl GeneratedCall {
 
 /// Plays `scenario` on `account` starting at `start`, stores its call-log record(s) and
 /// voicemail in `state`, and returns everything RingCentral would emit. The callee (or
-/// caller) is a random enabled extension that fits the scenario, so calls spread over
-/// every extension of a large account.
+/// caller, or voicemail box) is a random enabled user, so calls spread over
+/// every user of a large account.
 ///
 /// # Errors
 /// `CMN-101` (400) when the account lacks the extensions the scenario needs (an enabled
-/// user extension, or for [`CallScenario::InboundVoicemail`] an enabled extension with a
-/// mailbox; two users for [`CallScenario::Transferred`]).
+/// user extension; two for [`CallScenario::Transferred`]).
 pub fn generate_call(
     state: &mut TelephonyState,
     account: &SimAccount,
@@ -167,19 +166,20 @@ pub fn generate_call(
     generate_call_to(state, account, scenario, start, None)
 }
 
-/// Whether the generator may use `e` as the main extension of `scenario`: enabled, and a
-/// user (or, for voicemail, any kind with a mailbox).
-fn fits(scenario: CallScenario, e: &SimExtension) -> bool {
+/// Whether the generator may use `e` in `scenario`: an enabled user; or, as the fixed
+/// `target` of a voicemail call, any enabled extension with a mailbox.
+fn fits(scenario: CallScenario, e: &SimExtension, target: Option<&str>) -> bool {
     e.status == ExtensionStatus::Enabled
-        && if scenario == CallScenario::InboundVoicemail {
-            e.kind.takes_voicemail()
-        } else {
-            e.kind == ExtensionKind::User
-        }
+        && (e.kind == ExtensionKind::User
+            || (scenario == CallScenario::InboundVoicemail
+                && target == Some(e.id.as_str())
+                && e.kind.takes_voicemail()))
 }
 
 /// Like [`generate_call`], with the main extension (the callee, caller, voicemail box, or
-/// the first of a transfer) fixed to `target` when given.
+/// the first of a transfer) fixed to `target` when given. A voicemail call may target any
+/// enabled extension with a mailbox (`ExtensionKind::takes_voicemail`: users, call queues,
+/// voicemail extensions); other scenarios need an enabled user.
 ///
 /// # Errors
 /// As [`generate_call`]; `CMN-101` naming `extensionId` when `target` is not an enabled
@@ -194,7 +194,7 @@ pub fn generate_call_to(
     let mut users: Vec<&SimExtension> = account
         .extensions
         .iter()
-        .filter(|e| fits(scenario, e))
+        .filter(|e| fits(scenario, e, target))
         .collect();
     let needed = if scenario == CallScenario::Transferred {
         2
