@@ -248,3 +248,80 @@ async fn check_reports_the_permissions_the_coverage_and_the_fallback_warning() {
     assert!(findings.iter().all(|f| !f.problem), "{findings:?}");
     w.sim.shutdown().await;
 }
+
+/// A webhook endpoint that answers the handshake and signals each extension-list
+/// notification on `seen` (in `serve`, the processor turns it into a trigger).
+async fn trigger_hook(
+    seen: tokio::sync::mpsc::UnboundedSender<String>,
+) -> (String, CancellationToken) {
+    use axum::http::HeaderMap;
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if event["event"]
+                    .as_str()
+                    .is_some_and(|e| e.ends_with("/extension"))
+                {
+                    let id = event["body"]["extensionId"].as_str().unwrap_or_default();
+                    let _ = seen.send(id.to_owned());
+                }
+                let mut out = HeaderMap::new();
+                if let Some(v) = headers.get("validation-token") {
+                    out.insert("validation-token", v.clone());
+                }
+                out.insert("content-type", "application/json".parse().unwrap());
+                out
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(s.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    (url, stop)
+}
+
+#[tokio::test]
+async fn an_extension_list_notification_triggers_a_refresh() {
+    let w = world(SimPermissions::ADMIN).await;
+    let (_active_tx, active) = watch::channel(true);
+    let h = discovery(&w, Scope::Company, active);
+    until(&h, |c| c.refreshed_at.is_some()).await;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (url, stop) = trigger_hook(seen_tx).await;
+    let rc = client(&w, Arc::new(SimNowRealSleep(w.sim.clock())));
+    rc.create_subscription(&ringrelay::ringcentral::CreateSubscription {
+        event_filters: vec!["/restapi/v1.0/account/~/extension".to_owned()],
+        address: url,
+        verification_token: None,
+        expires_in: Duration::from_secs(3600),
+    })
+    .await
+    .unwrap();
+    let acct = w.sim.accounts()[0].id.clone();
+    let added = w
+        .sim
+        .add_extension(&acct, ExtensionKind::Department, "Night Queue")
+        .await
+        .unwrap();
+    let notified = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the Create notification in time")
+        .expect("hook alive");
+    assert_eq!(notified, added.id);
+    h.trigger();
+    let c = until(&h, |c| c.covers(&added.id)).await;
+    assert_eq!(c.extension_ids, expected(&w.sim));
+    stop.cancel();
+    h.stop().await;
+    w.sim.shutdown().await;
+}
