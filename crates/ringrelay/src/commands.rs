@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
@@ -13,7 +14,8 @@ use crate::admin::render::{self, Table};
 use crate::admin::{AdminSource as _, DeliveryQuery, StoreAdminSource, parse_time};
 use crate::app::sink_router;
 use crate::config::{AccountSettings, Settings};
-use crate::pipeline::sync::AccountSync;
+use crate::keeper::extensions::{Discovery, DiscoveryContext};
+use crate::pipeline::sync::{AccountSync, SyncScope};
 use crate::ringcentral::{ClientSettings, RingCentral, SubscriptionStatus};
 use crate::store::{self, OpenOptions, Store};
 
@@ -160,19 +162,37 @@ pub async fn backfill(
     }
     let account = account(settings, account_id)?;
     let store = open(settings).await?;
+    let client = client(account)?;
+    // The same coverage `serve` uses: every covered extension's message store, and the
+    // call log at account level only when the token may read it.
+    let coverage = Discovery::new(DiscoveryContext {
+        account: account.id.clone(),
+        scope: account.scope.clone(),
+        api: Arc::new(client.clone()),
+        store: store.clone(),
+        clock: client.clock().clone(),
+        refresh: settings.keeper.extension_refresh,
+        retry_base: Duration::from_secs(5),
+    })
+    .refresh()
+    .await
+    .with_context(|| format!("cannot tell which extensions of {account_id} are covered"))?;
+    let scope = tokio::sync::watch::channel(SyncScope::from(&coverage)).1;
     let sync = AccountSync::new(
-        client(account)?,
+        client,
         store,
         sink_router(settings)?,
         settings.sync.backfill_margin,
-    );
+    )
+    .with_scope(scope);
     let r = sync
         .backfill(since, until)
         .await
         .with_context(|| format!("backfill of {account_id} failed"))?;
     Ok(format!(
-        "{account_id}: {since} to {until} (± {} margin): {} call-log records, {} voicemails read; {} new activities emitted (already known ones are not sent again)\n",
+        "{account_id}: {since} to {until} (± {} margin), {}: {} call-log records, {} voicemails read; {} new activities emitted (already known ones are not sent again)\n",
         humantime::format_duration(settings.sync.backfill_margin),
+        coverage.summary(),
         r.call_log_records,
         r.voicemails,
         r.activities_emitted

@@ -161,6 +161,7 @@ async fn a_gap_backfill_reads_every_covered_mailbox_and_resumes_after_a_failure(
     let (sync, _scope) = w.sync(SyncScope {
         extensions: extensions.clone(),
         company_call_log: true,
+        settled: true,
     });
 
     // The 7th mailbox (in the backfill's order) refuses once: the backfill stops there.
@@ -229,6 +230,7 @@ async fn without_the_company_call_log_each_extension_log_is_read() {
     let (sync, _scope) = w.sync(SyncScope {
         extensions: extensions.clone(),
         company_call_log: false,
+        settled: true,
     });
     let report = sync.backfill_gap(7, start, until).await.expect("backfill");
     let account_level = w
@@ -261,6 +263,7 @@ async fn live_voicemail_sync_follows_the_event_and_the_scope() {
     let (sync, scope) = w.sync(SyncScope {
         extensions: vec!["~".to_owned()],
         company_call_log: true,
+        settled: true,
     });
     let owner = w.sim.accounts()[0].owner().id.clone();
     // Only `~` is covered: an event for another mailbox reads the JWT user's.
@@ -275,6 +278,7 @@ async fn live_voicemail_sync_follows_the_event_and_the_scope() {
     scope.send_replace(SyncScope {
         extensions: extensions.clone(),
         company_call_log: true,
+        settled: true,
     });
     let other = mailboxes
         .iter()

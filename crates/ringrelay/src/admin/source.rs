@@ -393,6 +393,12 @@ impl AdminSource for StoreAdminSource {
             .syncs
             .get(&id)
             .ok_or_else(|| AdminError::NotFound(format!("no sync for {id}")))?;
+        if !sync.ready() {
+            return Err(AdminError::Unavailable(format!(
+                "{id}: extension discovery has not answered yet (this replica may not hold the \
+                 account); retry in a moment"
+            )));
+        }
         let r = sync.backfill(since, until).await.map_err(|e| match e {
             crate::pipeline::sync::SyncError::Store(e) => store_err(e),
             crate::pipeline::sync::SyncError::Api(e) => {

@@ -214,6 +214,7 @@ impl From<&Coverage> for crate::pipeline::sync::SyncScope {
         Self {
             extensions: c.extension_ids.clone(),
             company_call_log: c.company_call_log,
+            settled: c.refreshed_at.is_some(),
         }
     }
 }

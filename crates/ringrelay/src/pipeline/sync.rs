@@ -4,7 +4,7 @@
 //!
 //! What is read follows the account's [`SyncScope`] (published by extension discovery): the
 //! message store of every covered extension, and the call log at account level when the
-//! token may read it (`ReadCompanyCallLog`), else each covered extension's call log.
+//! token may read it (`FullCompanyCallLog`), else each covered extension's call log.
 //!
 //! - [`AccountSync::call_log`]: call-log-sync ISync from the stored token (the client falls
 //!   back to FSync when RingCentral refuses the token), after each call ends (for the
@@ -62,8 +62,12 @@ pub struct SyncScope {
     /// The extensions whose message stores are read (and whose call logs, without the
     /// company call log); `~` is the JWT user's own extension.
     pub extensions: Vec<String>,
-    /// The token may read the account-level call log (`ReadCompanyCallLog`).
+    /// The token may read the account-level call log (`FullCompanyCallLog`).
     pub company_call_log: bool,
+    /// Whether this is known (extension discovery has answered at least once): until it
+    /// is, the sync waits and gap backfills are held back, so a backfill never runs on a
+    /// scope narrower than the account's.
+    pub settled: bool,
 }
 
 impl Default for SyncScope {
@@ -72,6 +76,7 @@ impl Default for SyncScope {
         Self {
             extensions: vec!["~".to_owned()],
             company_call_log: true,
+            settled: true,
         }
     }
 }
@@ -201,6 +206,11 @@ impl AccountSync {
     /// What the sync reads now.
     pub fn scope(&self) -> SyncScope {
         self.scope.borrow().clone()
+    }
+
+    /// Whether the scope is known (see [`SyncScope::settled`]).
+    pub fn ready(&self) -> bool {
+        self.scope.borrow().settled
     }
 
     /// Up to `n` of `all`, the next ones in rotation (all of them when there are few).
@@ -599,6 +609,14 @@ impl AccountSync {
         interval: Duration,
         lag: Duration,
     ) {
+        let mut scope = self.scope.clone();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = scope.wait_for(|s| s.settled) => if r.is_err() {
+                tracing::warn!(account = %self.account, "extension discovery stopped before it answered; the sync does not start");
+                return;
+            },
+        }
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due: Vec<tokio::time::Instant> = Vec::new();
@@ -724,6 +742,10 @@ pub async fn run_backfills(
         let Some(sync) = syncs.iter().find(|s| s.account() == &gap.account) else {
             continue;
         };
+        if !sync.ready() {
+            tracing::debug!(account = %gap.account, gap = gap.id, "backfill waits for extension discovery");
+            continue;
+        }
         match sync.backfill_gap(gap.id, gap.from, until).await {
             Ok(r) => {
                 store
@@ -787,6 +809,7 @@ mod tests {
         SyncScope {
             extensions: ids.iter().map(|s| (*s).to_owned()).collect(),
             company_call_log: true,
+            settled: true,
         }
     }
 
