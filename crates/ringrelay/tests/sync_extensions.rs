@@ -329,3 +329,73 @@ async fn live_voicemail_sync_follows_the_event_and_the_scope() {
     let kinds = w.kinds().await;
     assert_eq!(count(&kinds, "voicemail.received"), mailboxes.len());
 }
+
+/// `ringrelay backfill` from the command line asks RingCentral which extensions are
+/// covered first, then reads every covered mailbox.
+#[tokio::test]
+async fn the_backfill_command_covers_every_extension() {
+    let w = world().await;
+    let start = w.sim.clock().now();
+    let mailboxes = w.calls(4).await;
+    let until = w.sim.clock().now() + chrono::Duration::seconds(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ringrelay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+public_url = "http://127.0.0.1:9"
+[store]
+url = "sqlite://{db}"
+[[accounts]]
+id = "acme"
+server = "{server}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+jwt = "{jwt}"
+[[sinks]]
+name = "log"
+type = "jsonl"
+path = "{jsonl}"
+"#,
+            db = dir.path().join("cli.db").display(),
+            server = w.sim.base_url(),
+            client_id = w.sim.config().client_id,
+            client_secret = w.sim.config().client_secret,
+            jwt = w.sim.accounts()[0].jwt,
+            jsonl = dir.path().join("out.jsonl").display(),
+        ),
+    )
+    .expect("config");
+    let args = vec![
+        "--config".to_owned(),
+        config.display().to_string(),
+        "backfill".to_owned(),
+        "--account".to_owned(),
+        "acme".to_owned(),
+        "--since".to_owned(),
+        (start - chrono::Duration::minutes(5)).to_rfc3339(),
+        "--until".to_owned(),
+        until.to_rfc3339(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringrelay"))
+            .args(&args)
+            .output()
+            .expect("run ringrelay")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("scope company"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} voicemails read", mailboxes.len())),
+        "every mailbox read: {stdout}"
+    );
+}
