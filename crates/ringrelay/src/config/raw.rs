@@ -52,6 +52,7 @@ pub(super) struct RawKeeper {
     pub silence_threshold: String,
     pub token_grace: String,
     pub extension_refresh: String,
+    pub max_filters_per_subscription: u64,
 }
 
 #[derive(Debug, Deserialize)]

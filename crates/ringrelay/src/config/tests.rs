@@ -221,3 +221,24 @@ fn a_bad_scope_or_refresh_is_named_with_how_to_fix_it() {
     ));
     assert_eq!(p[0].key, "keeper.extension_refresh");
 }
+
+#[test]
+fn max_filters_per_subscription_defaults_overrides_and_is_checked() {
+    let s = load("", &HashMap::new()).unwrap();
+    assert_eq!(
+        s.keeper.max_filters_per_subscription,
+        crate::keeper::plan::DEFAULT_MAX_FILTERS
+    );
+    let s = load(
+        "",
+        &env(&[("RINGRELAY_KEEPER__MAX_FILTERS_PER_SUBSCRIPTION", "120")]),
+    )
+    .unwrap();
+    assert_eq!(s.keeper.max_filters_per_subscription, 120);
+    for bad in ["1", "0", "10001"] {
+        let text = format!("[keeper]\nmax_filters_per_subscription = {bad}\n");
+        let err = load(&text, &HashMap::new()).unwrap_err();
+        assert_eq!(err.problems[0].key, "keeper.max_filters_per_subscription");
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+}

@@ -150,6 +150,9 @@ pub struct KeeperSettings {
     pub token_grace: Duration,
     /// How often each account's extension list is fetched again (company coverage).
     pub extension_refresh: Duration,
+    /// At most this many event filters per subscription (RingCentral documents no
+    /// maximum: UNCONFIRMED).
+    pub max_filters_per_subscription: usize,
 }
 
 /// `[sync]`.
@@ -271,6 +274,26 @@ pub enum SinkKind {
     },
 }
 
+/// `keeper.max_filters_per_subscription`: at least 2 (a filter and the renewal reminder),
+/// at most 10 000 (a request body of about 600 KB).
+fn max_filters(c: &mut Check<'_>, raw: u64) -> usize {
+    const RANGE: std::ops::RangeInclusive<u64> = 2..=10_000;
+    if RANGE.contains(&raw) {
+        usize::try_from(raw).unwrap_or(crate::keeper::plan::DEFAULT_MAX_FILTERS)
+    } else {
+        c.fail(
+            "keeper.max_filters_per_subscription",
+            format!(
+                "{raw} is out of range: use {}..={} (each subscription carries the renewal \
+                 reminder and at least one other filter)",
+                RANGE.start(),
+                RANGE.end()
+            ),
+        );
+        crate::keeper::plan::DEFAULT_MAX_FILTERS
+    }
+}
+
 /// Collects problems while raw values are converted.
 struct Check<'a> {
     env: &'a HashMap<String, String>,
@@ -377,6 +400,7 @@ pub(super) fn build(
         silence_threshold: c.duration("keeper.silence_threshold", &raw.keeper.silence_threshold),
         token_grace: c.duration("keeper.token_grace", &raw.keeper.token_grace),
         extension_refresh: c.duration("keeper.extension_refresh", &raw.keeper.extension_refresh),
+        max_filters_per_subscription: max_filters(&mut c, raw.keeper.max_filters_per_subscription),
     };
     if keeper.extension_refresh < Duration::from_secs(60) {
         c.fail(

@@ -1,8 +1,11 @@
-//! The keeper: for each account, exactly one Active webhook subscription whose address is
-//! ours, renewed well before it expires, recreated when it is Blacklisted, missing or not
-//! Active, and a coverage ledger of every interval in which the account was not covered.
+//! The keeper: for each account, the Active webhook subscriptions whose address is ours
+//! (one, or several when many extensions' voicemail filters are packed into them), each
+//! renewed well before it expires, recreated when it is Blacklisted, missing or not
+//! Active, updated (`PUT`) when the covered extensions change, and a coverage ledger of
+//! every interval in which the account was not covered.
 //!
-//! - [`plan`]: pure decisions (create, renew, delete, keep) from what RingCentral lists.
+//! - [`plan`]: pure decisions (create, renew, update, delete, keep, packing) from what
+//!   RingCentral lists.
 //! - [`backoff`]: retry delays with jitter after failures.
 //! - [`explain`]: plain-words explanations for `status` and `check`.
 //! - [`gaps`]: the coverage ledger on top of the store.
@@ -20,6 +23,8 @@ pub mod gaps;
 pub mod plan;
 pub mod task;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -29,8 +34,8 @@ use crate::receiver::TokenRegistry;
 use crate::ringcentral::{ApiError, CreateSubscription, RingCentral, Subscription};
 
 pub use task::{
-    Command, CoverageState, Keeper, KeeperContext, KeeperError, KeeperHandle, KeeperStatus,
-    StepOutcome, spawn,
+    Command, CoverageState, EXTRA_SUBSCRIPTIONS_CURSOR, ExtensionCoverage, Keeper, KeeperContext,
+    KeeperError, KeeperHandle, KeeperStatus, StepOutcome, map_extensions, spawn,
 };
 
 /// The subscription calls the keeper makes (create, list, get, renew, delete).
@@ -56,6 +61,18 @@ pub trait SubscriptionApi: Send + Sync + 'static {
     /// # Errors
     /// [`ApiError::NotFound`] when it already expired; any other [`ApiError`].
     async fn renew(&self, id: &str) -> Result<Subscription, ApiError>;
+    /// Replaces one subscription's filters with `PUT` (the full list; this also renews
+    /// it, for `expires_in`).
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when it is gone, [`ApiError::InvalidFilters`] (SUB-508); any
+    /// other [`ApiError`].
+    async fn update(
+        &self,
+        id: &str,
+        event_filters: &[String],
+        expires_in: Duration,
+    ) -> Result<Subscription, ApiError>;
     /// Deletes one subscription.
     ///
     /// # Errors
@@ -81,6 +98,16 @@ impl SubscriptionApi for RingCentral {
         self.renew_subscription(id).await
     }
 
+    async fn update(
+        &self,
+        id: &str,
+        event_filters: &[String],
+        expires_in: Duration,
+    ) -> Result<Subscription, ApiError> {
+        self.update_subscription(id, event_filters, Some(expires_in))
+            .await
+    }
+
     async fn delete(&self, id: &str) -> Result<(), ApiError> {
         self.delete_subscription(id).await
     }
@@ -89,13 +116,21 @@ impl SubscriptionApi for RingCentral {
 /// Where the keeper puts each subscription's verification token so the receiver accepts
 /// it (implemented by the receiver's [`TokenRegistry`]).
 pub trait TokenSink: Send + Sync + 'static {
-    /// `token` is now the account's token, for subscription `subscription_id`; the one it
-    /// replaces stays valid for the sink's grace period.
+    /// `token` is now the token of the account's subscription `subscription_id` (other
+    /// subscriptions' tokens stay current); the one it replaces for that subscription
+    /// stays valid for the sink's grace period.
     fn set(&self, account: &AccountId, subscription_id: &str, token: Secret, now: DateTime<Utc>);
+    /// Subscription `subscription_id` of the account was deleted or replaced: its token
+    /// stops being current (it stays valid for the sink's grace period).
+    fn retire(&self, account: &AccountId, subscription_id: &str, now: DateTime<Utc>);
 }
 
 impl TokenSink for TokenRegistry {
     fn set(&self, account: &AccountId, subscription_id: &str, token: Secret, now: DateTime<Utc>) {
         TokenRegistry::set(self, account, subscription_id, token, now);
+    }
+
+    fn retire(&self, account: &AccountId, subscription_id: &str, now: DateTime<Utc>) {
+        TokenRegistry::retire(self, account, subscription_id, now);
     }
 }

@@ -6,6 +6,7 @@
 //! lease changed hands (new fence) starts over as a newcomer would. Every write that acts on
 //! RingCentral or the subscription record is preceded by that lease check.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
 use super::gaps::Ledger;
-use super::plan::{self, Action, Desired, normalize_filter};
+use super::plan::{self, DesiredSet, SlotAction, SlotPlan, normalize_filter};
 use super::{SubscriptionApi, TokenSink, explain};
 use crate::account::AccountId;
 use crate::config::{AccountSettings, Secret, Settings};
@@ -26,7 +27,8 @@ use crate::ringcentral::{
     ApiError, Clock, CreateSubscription, Subscription, SubscriptionStatus, SystemClock,
 };
 use crate::store::{
-    DisabledFilter, Gap, GapCause, Lease, Store, StoreError, SubscriptionRecord, chrono_duration,
+    CursorUpdate, DisabledFilter, Gap, GapCause, Lease, Store, StoreError, SubscriptionRecord,
+    chrono_duration,
 };
 
 /// Length of a generated verification token (RingCentral allows up to 64 characters).
@@ -65,6 +67,13 @@ pub struct KeeperContext {
     pub address: String,
     /// The configured filters, including the renewal reminder.
     pub event_filters: Vec<String>,
+    /// The covered extensions (ids), when the account covers more than the JWT user: one
+    /// voicemail filter each, packed into as few subscriptions as possible, replacing the
+    /// configured `extension/~/voicemail` filter. `None`, or an empty list: one
+    /// subscription with `event_filters` (today's behaviour). See [`map_extensions`].
+    pub extensions: Option<watch::Receiver<Vec<String>>>,
+    /// At most this many filters per subscription (`keeper.max_filters_per_subscription`).
+    pub max_filters_per_subscription: usize,
     /// Requested subscription lifetime.
     pub expires_in: Duration,
     /// Renew when less than this is left.
@@ -118,6 +127,8 @@ impl KeeperContext {
             account: account.id.clone(),
             address: settings.server.webhook_url(&account.id).to_string(),
             event_filters,
+            extensions: None,
+            max_filters_per_subscription: settings.keeper.max_filters_per_subscription,
             expires_in: account.expires_in,
             renew_before: account.renew_before,
             reconcile_interval: settings.keeper.reconcile_interval,
@@ -130,6 +141,14 @@ impl KeeperContext {
             owner: owner.into(),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context following these covered extensions (see
+    /// [`KeeperContext::extensions`]).
+    #[must_use]
+    pub fn with_extensions(mut self, extensions: watch::Receiver<Vec<String>>) -> Self {
+        self.extensions = Some(extensions);
+        self
     }
 
     /// The same context on another clock (the simulator's).
@@ -177,6 +196,21 @@ pub struct SubscriptionSummary {
     pub renew_at: DateTime<Utc>,
 }
 
+/// How the account's extensions are covered by voicemail filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionCoverage {
+    /// Extensions to cover (minus those whose filter RingCentral refused).
+    pub wanted: usize,
+    /// Extensions whose voicemail filter an Active subscription carries.
+    pub covered: usize,
+    /// Subscriptions the account uses.
+    pub subscriptions: usize,
+    /// The configured maximum of filters per subscription.
+    pub max_filters_per_subscription: usize,
+    /// Set when RingCentral's subscription limit leaves extensions out.
+    pub over_limit: Option<plan::OverLimit>,
+}
+
 /// A keeper's state for the status page and `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeeperStatus {
@@ -184,8 +218,13 @@ pub struct KeeperStatus {
     pub account: AccountId,
     /// Covered or not.
     pub state: CoverageState,
-    /// The kept subscription.
+    /// The kept subscription (the first one, carrying the account-level filters).
     pub subscription: Option<SubscriptionSummary>,
+    /// Every kept subscription, the first one first.
+    pub subscriptions: Vec<SubscriptionSummary>,
+    /// The extensions' voicemail coverage; `None` when only the account's own filters
+    /// are kept.
+    pub extensions: Option<ExtensionCoverage>,
     /// Filters RingCentral refused, with why.
     pub refused_filters: Vec<DisabledFilter>,
     /// The last failure, in plain words; `None` after a success.
@@ -206,6 +245,8 @@ impl KeeperStatus {
             account,
             state: CoverageState::Starting,
             subscription: None,
+            subscriptions: Vec::new(),
+            extensions: None,
             refused_filters: Vec::new(),
             last_error: None,
             failures: 0,
@@ -241,17 +282,32 @@ pub struct StepOutcome {
     pub next_wake: DateTime<Utc>,
 }
 
+/// A subscription whose verification token the keeper holds.
+#[derive(Clone)]
+struct HeldSub {
+    id: String,
+    token: Secret,
+    /// How it looked when last seen (`None` after a restart, until listed).
+    sub: Option<Subscription>,
+}
+
 /// One account's subscription keeper.
 pub struct Keeper {
     ctx: KeeperContext,
     ledger: Ledger,
     lease: Option<Lease>,
     backoff: Backoff,
+    /// Account-level filters RingCentral refused.
     refused: Vec<DisabledFilter>,
-    current: Option<Subscription>,
-    token: Option<Secret>,
-    /// The stored subscription id whose token is `token`.
-    known_id: Option<String>,
+    /// Per-extension voicemail filters RingCentral refused (those extensions are left out).
+    refused_extensions: Vec<DisabledFilter>,
+    /// The subscriptions we hold tokens for, in slot order (the first carries the
+    /// account-level filters).
+    held: Vec<HeldSub>,
+    /// Extensions left out by the subscription limit.
+    over_limit: Option<plan::OverLimit>,
+    /// What the extras cursor holds (to skip rewriting it unchanged).
+    saved_extras: Option<String>,
     last_event: Option<DateTime<Utc>>,
     silence_checked: Option<DateTime<Utc>>,
     status: KeeperStatus,
@@ -280,6 +336,30 @@ fn mentions(message: &str, filter: &str) -> bool {
     message.contains(filter) || message.contains(path) || message.contains(&normalize_filter(path))
 }
 
+/// The store cursor holding the account's further subscriptions (ids and tokens, in
+/// slot order; the first one is the store's subscription record).
+pub const EXTRA_SUBSCRIPTIONS_CURSOR: &str = "keeper.subscriptions";
+
+/// One entry of [`EXTRA_SUBSCRIPTIONS_CURSOR`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSub {
+    id: String,
+    token: String,
+}
+
+/// The account's own voicemail filter, replaced by per-extension ones when extensions are
+/// covered.
+const OWN_VOICEMAIL: &str = "/restapi/v1.0/account/~/extension/~/voicemail";
+
+fn summary(s: &Subscription, renew_before: Duration) -> SubscriptionSummary {
+    SubscriptionSummary {
+        id: s.id.clone(),
+        status: s.status.to_string(),
+        expires_at: s.expires_at,
+        renew_at: plan::renew_at(s, renew_before),
+    }
+}
+
 impl Keeper {
     /// A keeper that has not started yet.
     pub fn new(ctx: KeeperContext) -> Self {
@@ -292,9 +372,10 @@ impl Keeper {
             lease: None,
             backoff,
             refused: Vec::new(),
-            current: None,
-            token: None,
-            known_id: None,
+            refused_extensions: Vec::new(),
+            held: Vec::new(),
+            over_limit: None,
+            saved_extras: None,
             last_event: None,
             silence_checked: None,
             status,
@@ -325,6 +406,11 @@ impl Keeper {
         self.step(Trigger::Reconcile).await
     }
 
+    /// The first subscription (account-level filters), as last seen.
+    fn primary(&self) -> Option<&Subscription> {
+        self.held.first().and_then(|h| h.sub.as_ref())
+    }
+
     /// Runs one reconcile (or renewal, or silence check), recording failures and backoff.
     pub async fn step(&mut self, trigger: Trigger) -> StepOutcome {
         let started = self.ctx.clock.now();
@@ -342,9 +428,12 @@ impl Keeper {
                 self.status.state = CoverageState::Covered;
                 self.status.last_error = None;
                 let renew = self
-                    .current
-                    .as_ref()
-                    .map_or(now + interval, |s| plan::renew_at(s, self.ctx.renew_before));
+                    .held
+                    .iter()
+                    .filter_map(|h| h.sub.as_ref())
+                    .map(|s| plan::renew_at(s, self.ctx.renew_before))
+                    .min()
+                    .unwrap_or(now + interval);
                 (now + interval).min(renew.max(now))
             }
             Err(e) => {
@@ -357,11 +446,10 @@ impl Keeper {
                 if matches!(e, KeeperError::LeaseLost) {
                     self.lease = None;
                 }
-                let covered = self
-                    .current
-                    .as_ref()
+                let primary = self.primary();
+                let covered = primary
                     .is_some_and(|s| s.status == SubscriptionStatus::Active && s.expires_at > now);
-                let (since, cause) = match &self.current {
+                let (since, cause) = match primary {
                     Some(s) if s.expires_at <= now => (s.expires_at, GapCause::Expired),
                     _ => (started, GapCause::CreatedLate),
                 };
@@ -381,12 +469,17 @@ impl Keeper {
         };
         self.status.failures = self.backoff.failures();
         self.status.refused_filters.clone_from(&self.refused);
-        self.status.subscription = self.current.as_ref().map(|s| SubscriptionSummary {
-            id: s.id.clone(),
-            status: s.status.to_string(),
-            expires_at: s.expires_at,
-            renew_at: plan::renew_at(s, self.ctx.renew_before),
-        });
+        self.status
+            .refused_filters
+            .extend(self.refused_extensions.iter().cloned());
+        self.status.subscription = self.primary().map(|s| summary(s, self.ctx.renew_before));
+        self.status.subscriptions = self
+            .held
+            .iter()
+            .filter_map(|h| h.sub.as_ref())
+            .map(|s| summary(s, self.ctx.renew_before))
+            .collect();
+        self.status.extensions = self.extension_coverage();
         if !matches!(self.status.state, CoverageState::Standby { .. })
             && let Ok(gap) = self.ledger.open_gap().await
         {
@@ -400,6 +493,29 @@ impl Keeper {
         }
     }
 
+    /// What the status says about the extensions' voicemail filters.
+    fn extension_coverage(&self) -> Option<ExtensionCoverage> {
+        let wanted = self.wanted_extensions();
+        if wanted.is_empty() {
+            return None;
+        }
+        let carried: std::collections::BTreeSet<String> = self
+            .held
+            .iter()
+            .filter_map(|h| h.sub.as_ref())
+            .filter(|s| s.status == SubscriptionStatus::Active)
+            .flat_map(plan::extensions_of)
+            .collect();
+        let covered = wanted.iter().filter(|e| carried.contains(*e)).count();
+        Some(ExtensionCoverage {
+            wanted: wanted.len(),
+            covered,
+            subscriptions: self.held.len(),
+            max_filters_per_subscription: self.ctx.max_filters_per_subscription,
+            over_limit: self.over_limit.clone(),
+        })
+    }
+
     /// The earlier of `planned` and the next silence check.
     fn next_wake(&self, planned: DateTime<Utc>) -> DateTime<Utc> {
         match self.silence_due() {
@@ -410,7 +526,7 @@ impl Keeper {
 
     fn silence_due(&self) -> Option<DateTime<Utc>> {
         let last = self.last_event?;
-        if self.current.is_none() || self.silence_checked == Some(last) {
+        if self.primary().is_none() || self.silence_checked == Some(last) {
             return None;
         }
         Some(last + chrono_duration(self.ctx.silence_threshold))
@@ -430,7 +546,6 @@ impl Keeper {
         }
         self.ctx.store.release_lease(lease).await
     }
-
     /// Takes or extends the lease. `Ok(None)`: another owner holds it.
     async fn hold_lease(&mut self, now: DateTime<Utc>) -> Result<Option<String>, KeeperError> {
         let name = self.ctx.lease_name();
@@ -481,9 +596,12 @@ impl Keeper {
         }
     }
 
-    /// Becoming the account's keeper: downtime gap, remembered refusals and token.
+    /// Becoming the account's keeper: downtime gap, remembered refusals and tokens (the
+    /// subscription record holds the first subscription, the extras cursor the others).
     async fn take_over(&mut self) -> Result<(), KeeperError> {
         self.ledger.on_start().await?;
+        let now = self.ctx.clock.now();
+        let mut held = Vec::new();
         if let Some(record) = self.ctx.store.subscription(&self.ctx.account).await? {
             for f in record.disabled_filters {
                 if !self.refused.iter().any(|r| r.filter == f.filter) {
@@ -491,49 +609,129 @@ impl Keeper {
                 }
             }
             if let Some(token) = record.verification_token {
-                let now = self.ctx.clock.now();
-                self.ctx
-                    .tokens
-                    .set(&self.ctx.account, &record.id, token.clone(), now);
-                self.token = Some(token);
-                self.known_id = Some(record.id);
+                held.push(HeldSub {
+                    id: record.id,
+                    token,
+                    sub: None,
+                });
             }
         }
+        let extras = self
+            .ctx
+            .store
+            .cursor(Some(&self.ctx.account), EXTRA_SUBSCRIPTIONS_CURSOR)
+            .await?;
+        if let Some(json) = &extras {
+            match serde_json::from_str::<Vec<SavedSub>>(json) {
+                Ok(saved) if !held.is_empty() => held.extend(saved.into_iter().map(|s| HeldSub {
+                    id: s.id,
+                    token: Secret::new(s.token),
+                    sub: None,
+                })),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(account = %self.ctx.account, error = %e, "unreadable extra subscriptions cursor: their subscriptions will be replaced");
+                }
+            }
+        }
+        self.saved_extras = extras;
+        for h in &held {
+            self.ctx
+                .tokens
+                .set(&self.ctx.account, &h.id, h.token.clone(), now);
+        }
+        self.held = held;
         Ok(())
     }
 
-    fn desired(&self) -> Desired {
+    /// The covered extensions, numeric order, minus those whose filter was refused.
+    fn wanted_extensions(&self) -> Vec<String> {
+        let Some(rx) = &self.ctx.extensions else {
+            return Vec::new();
+        };
+        let mut exts: Vec<String> = rx
+            .borrow()
+            .iter()
+            .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|e| {
+                !self
+                    .refused_extensions
+                    .iter()
+                    .any(|r| plan::voicemail_extension(&r.filter) == Some(e.as_str()))
+            })
+            .cloned()
+            .collect();
+        exts.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+        exts.dedup();
+        exts
+    }
+
+    fn desired(&self) -> DesiredSet {
         let refused: Vec<String> = self
             .refused
             .iter()
             .map(|r| normalize_filter(&r.filter))
             .collect();
-        Desired {
+        let extensions = self.wanted_extensions();
+        let own_voicemail = normalize_filter(OWN_VOICEMAIL);
+        let account_filters: Vec<String> = self
+            .ctx
+            .event_filters
+            .iter()
+            .filter(|f| {
+                let n = normalize_filter(f);
+                !refused.contains(&n) && (extensions.is_empty() || n != own_voicemail)
+            })
+            .cloned()
+            .collect();
+        let reminder = account_filters
+            .iter()
+            .find(|f| plan::is_reminder(f))
+            .cloned();
+        DesiredSet {
             address: self.ctx.address.clone(),
-            event_filters: self
-                .ctx
-                .event_filters
-                .iter()
-                .filter(|f| !refused.contains(&normalize_filter(f)))
-                .cloned()
-                .collect(),
+            account_filters,
+            reminder,
+            extensions,
+            max_filters: self.ctx.max_filters_per_subscription,
             expires_in: self.ctx.expires_in,
             renew_before: self.ctx.renew_before,
         }
     }
 
-    fn remember_refusals(&mut self, sub: &Subscription) {
+    /// Remembers filters `sub` lists as disabled. With extensions packed, a disabled
+    /// per-extension voicemail filter leaves that extension out (and is shown in status).
+    fn remember_refusals(&mut self, sub: &Subscription, packed: bool) {
         for d in &sub.disabled_filters {
-            if !self.refused.iter().any(|r| r.filter == d.filter) {
+            let list = if packed && plan::voicemail_extension(&d.filter).is_some() {
+                &mut self.refused_extensions
+            } else {
+                &mut self.refused
+            };
+            if !list.iter().any(|r| r.filter == d.filter) {
                 let reason = match &d.message {
                     Some(m) if !m.is_empty() => format!("{}: {m}", d.reason),
                     _ => d.reason.clone(),
                 };
-                self.refused.push(DisabledFilter {
+                list.push(DisabledFilter {
                     filter: d.filter.clone(),
                     reason,
                 });
             }
+        }
+    }
+
+    /// Records a SUB-508 refusal of `filter`.
+    fn refuse(&mut self, filter: String, message: &str) {
+        tracing::warn!(account = %self.ctx.account, %filter, "filter refused: subscribing without it");
+        let refusal = DisabledFilter {
+            filter,
+            reason: format!("SUB-508: {message}"),
+        };
+        if plan::voicemail_extension(&refusal.filter).is_some() {
+            self.refused_extensions.push(refusal);
+        } else {
+            self.refused.push(refusal);
         }
     }
 
@@ -547,7 +745,7 @@ impl Keeper {
         }
         if trigger == Trigger::Timer && self.silence_due().is_some_and(|at| at <= now) {
             self.silence_checked = self.last_event;
-            if let Some(cur) = self.current.clone() {
+            if let Some(cur) = self.primary().cloned() {
                 match self.ctx.api.get(&cur.id).await {
                     Ok(s) if s.status == SubscriptionStatus::Active && s.expires_at > now => {
                         tracing::info!(account = %self.ctx.account, "silent, but the subscription is Active");
@@ -561,58 +759,114 @@ impl Keeper {
         }
         let listed = self.ctx.api.list().await?;
         let desired = self.desired();
-        let known = self.token.as_ref().and(
-            self.current
-                .as_ref()
-                .map(|c| c.id.clone())
-                .or(self.known_id.clone()),
-        );
-        let mut p = plan::plan(&desired, &listed, known.as_deref(), now, self.last_event);
-        // Ours was there and vanished: uncovered since it stopped delivering.
-        if p.keep.is_none()
-            && let (Some(prev), Some(u)) = (&self.current, p.uncovered.as_mut())
-            && !listed.iter().any(|s| s.id == prev.id)
-            && u.cause == GapCause::CreatedLate
-        {
-            let since = self.last_event.unwrap_or(now).min(prev.expires_at).min(now);
-            *u = plan::Uncovered {
-                since,
-                cause: GapCause::Expired,
-            };
-        }
+        let packed = !desired.extensions.is_empty();
+        let held: Vec<plan::Held> = self
+            .held
+            .iter()
+            .map(|h| plan::Held {
+                id: h.id.clone(),
+                last: h.sub.clone(),
+            })
+            .collect();
+        let mut p = plan::plan_set(&desired, &listed, &held, now, self.last_event);
         // A first create opens no gap unless it fails (see `step`): nothing was missed yet.
-        if let Some(u) = p.uncovered
-            && u.cause != GapCause::CreatedLate
-        {
+        // The earliest start first: the ledger keeps the start of an open gap.
+        p.uncovered.sort_by_key(|u| u.uncovered.since);
+        for part in &p.uncovered {
+            let u = part.uncovered;
+            if u.cause == GapCause::CreatedLate {
+                continue;
+            }
+            if let Some(exts) = &part.extensions {
+                // The ledger is per account: the gap is recorded account-wide.
+                tracing::warn!(account = %self.ctx.account, cause = %u.cause, extensions = exts.len(), "a voicemail subscription was lost: recording an account-wide gap");
+            }
             self.ledger.uncovered(u.since, u.cause).await?;
         }
-        if let Some(keep) = &p.keep {
-            self.remember_refusals(keep);
-        }
-        self.current = p.keep.clone();
-        let force_renew = trigger == Trigger::Reminder;
-        if force_renew
-            && !p.actions.iter().any(|a| matches!(a, Action::Renew { .. }))
-            && let Some(k) = &p.keep
-        {
-            p.actions.push(Action::Renew { id: k.id.clone() });
-        }
-        for action in p.actions {
-            self.fence().await?;
-            match action {
-                Action::Delete { id, reason } => {
-                    tracing::info!(account = %self.ctx.account, %id, ?reason, "deleting subscription");
-                    match self.ctx.api.delete(&id).await {
-                        Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Action::Renew { id } => self.renew(&id, now).await?,
-                Action::Create => self.create(&desired).await?,
+        for slot in &p.slots {
+            if let Some(s) = &slot.existing {
+                self.remember_refusals(s, packed);
             }
         }
+        if let Some(over) = &p.over_limit {
+            tracing::warn!(account = %self.ctx.account, needed = over.needed, allowed = over.allowed, left_out = over.extensions.len(), "the subscription limit leaves extensions without a voicemail filter");
+        }
+        self.over_limit = p.over_limit.clone();
+        if trigger == Trigger::Reminder {
+            for slot in &mut p.slots {
+                if slot.action == SlotAction::Keep {
+                    slot.action = SlotAction::Renew;
+                }
+            }
+        }
+        let tokens: HashMap<String, Secret> = self
+            .held
+            .iter()
+            .map(|h| (h.id.clone(), h.token.clone()))
+            .collect();
+        for (id, reason) in &p.deletes {
+            self.fence().await?;
+            tracing::info!(account = %self.ctx.account, %id, ?reason, "deleting subscription");
+            match self.ctx.api.delete(id).await {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.ctx
+                .tokens
+                .retire(&self.ctx.account, id, self.ctx.clock.now());
+        }
+        // Our subscriptions in use: never deleted to make room for a create.
+        let mut in_use: BTreeSet<String> = p
+            .slots
+            .iter()
+            .filter_map(|s| s.existing.as_ref().map(|e| e.id.clone()))
+            .collect();
+        let mut next: Vec<HeldSub> = Vec::new();
+        let mut failure = None;
+        for slot in p.slots {
+            if failure.is_some() {
+                // Keep holding what was not touched.
+                if let Some(s) = slot.existing
+                    && let Some(token) = tokens.get(&s.id)
+                {
+                    next.push(HeldSub {
+                        id: s.id.clone(),
+                        token: token.clone(),
+                        sub: Some(s),
+                    });
+                }
+                continue;
+            }
+            match self.apply(slot, &tokens, &in_use, now, packed).await {
+                Ok(h) => {
+                    in_use.insert(h.id.clone());
+                    next.push(h);
+                }
+                Err((e, kept)) => {
+                    next.extend(kept);
+                    failure = Some(e);
+                }
+            }
+        }
+        self.held = next;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         self.fence().await?;
-        let Some(cur) = &self.current else {
+        self.save(now).await?;
+        self.ledger.covered(self.ctx.clock.now()).await?;
+        Ok(StepState::Covered)
+    }
+
+    /// Stores the first subscription as the account's record and the others in the
+    /// extras cursor.
+    async fn save(&mut self, now: DateTime<Utc>) -> Result<(), KeeperError> {
+        let Some((first, rest)) = self.held.split_first() else {
+            return Err(KeeperError::Store(StoreError::Other(
+                "no subscription after reconcile".to_owned(),
+            )));
+        };
+        let Some(cur) = &first.sub else {
             return Err(KeeperError::Store(StoreError::Other(
                 "no subscription after reconcile".to_owned(),
             )));
@@ -623,7 +877,7 @@ impl Keeper {
             status: cur.status.to_string(),
             expires_at: cur.expires_at,
             address: self.ctx.address.clone(),
-            verification_token: self.token.clone(),
+            verification_token: Some(first.token.clone()),
             event_filters: cur.event_filters.clone(),
             disabled_filters: self.refused.clone(),
             created_at: cur.created_at.unwrap_or(now),
@@ -631,64 +885,176 @@ impl Keeper {
             last_error: None,
         };
         self.ctx.store.upsert_subscription(&record).await?;
-        self.ledger.covered(self.ctx.clock.now()).await?;
-        Ok(StepState::Covered)
+        let saved: Vec<SavedSub> = rest
+            .iter()
+            .map(|h| SavedSub {
+                id: h.id.clone(),
+                token: h.token.expose().to_owned(),
+            })
+            .collect();
+        let json = serde_json::to_string(&saved)
+            .map_err(|e| KeeperError::Store(StoreError::Other(e.to_string())))?;
+        let unchanged = self.saved_extras.as_deref() == Some(json.as_str())
+            || (self.saved_extras.is_none() && saved.is_empty());
+        if !unchanged {
+            self.ctx
+                .store
+                .set_cursor(&CursorUpdate {
+                    account: Some(self.ctx.account.clone()),
+                    name: EXTRA_SUBSCRIPTIONS_CURSOR.to_owned(),
+                    value: json.clone(),
+                })
+                .await?;
+            self.saved_extras = Some(json);
+        }
+        Ok(())
     }
 
-    async fn renew(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), KeeperError> {
-        match self.ctx.api.renew(id).await {
+    /// Carries out one slot's action. On failure, the subscription still held (if any)
+    /// comes back with the error.
+    async fn apply(
+        &mut self,
+        slot: SlotPlan,
+        tokens: &HashMap<String, Secret>,
+        in_use: &BTreeSet<String>,
+        now: DateTime<Utc>,
+        packed: bool,
+    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
+        let held = slot.existing.as_ref().and_then(|s| {
+            tokens.get(&s.id).map(|t| HeldSub {
+                id: s.id.clone(),
+                token: t.clone(),
+                sub: Some(s.clone()),
+            })
+        });
+        if let Err(e) = self.fence().await {
+            return Err((e, held));
+        }
+        let Some(held) = held else {
+            return self
+                .create(&slot.filters, in_use)
+                .await
+                .map_err(|e| (e, None));
+        };
+        let result = match slot.action {
+            SlotAction::Keep => return Ok(held),
+            SlotAction::Renew => self.ctx.api.renew(&held.id).await,
+            SlotAction::Update | SlotAction::Create => {
+                self.update(&held.id, &slot.filters, packed).await
+            }
+        };
+        match result {
             Ok(s) if s.status == SubscriptionStatus::Active => {
-                self.remember_refusals(&s);
-                self.current = Some(s);
-                Ok(())
+                self.remember_refusals(&s, packed);
+                Ok(HeldSub {
+                    sub: Some(s),
+                    ..held
+                })
             }
             Ok(s) => {
-                tracing::warn!(account = %self.ctx.account, %id, status = %s.status, "renewal returned a non-Active subscription: recreating");
-                self.ledger.uncovered(now, GapCause::RenewalFailed).await?;
-                match self.ctx.api.delete(id).await {
-                    Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                self.current = None;
-                self.create(&self.desired()).await
+                tracing::warn!(account = %self.ctx.account, id = %held.id, status = %s.status, "renewal returned a non-Active subscription: recreating");
+                self.replace(&held, now, &slot, in_use).await
             }
             Err(ApiError::NotFound { .. }) => {
-                tracing::warn!(account = %self.ctx.account, %id, "renewal found no subscription: recreating");
-                let since = self.current.as_ref().map_or(now, |c| c.expires_at.min(now));
-                self.ledger
-                    .uncovered(since, GapCause::RenewalFailed)
-                    .await?;
-                self.current = None;
-                self.create(&self.desired()).await
+                tracing::warn!(account = %self.ctx.account, id = %held.id, "renewal found no subscription: recreating");
+                self.replace(&held, now, &slot, in_use).await
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err((e.into(), Some(held))),
         }
     }
 
-    /// Creates the subscription, dropping refused filters (SUB-508) and deleting our own
-    /// strays on SUB-505.
-    async fn create(&mut self, desired: &Desired) -> Result<(), KeeperError> {
-        let mut filters = desired.event_filters.clone();
+    /// A renewal or update failed for good: gap, delete, new subscription.
+    async fn replace(
+        &mut self,
+        held: &HeldSub,
+        now: DateTime<Utc>,
+        slot: &SlotPlan,
+        in_use: &BTreeSet<String>,
+    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
+        let since = held.sub.as_ref().map_or(now, |c| c.expires_at.min(now));
+        if !slot.extensions.is_empty() && slot.existing.is_some() {
+            tracing::warn!(account = %self.ctx.account, extensions = slot.extensions.len(), "recording an account-wide gap for a voicemail subscription");
+        }
+        let fail = |e: KeeperError| (e, None);
+        self.ledger
+            .uncovered(since, GapCause::RenewalFailed)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        match self.ctx.api.delete(&held.id).await {
+            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+        self.ctx
+            .tokens
+            .retire(&self.ctx.account, &held.id, self.ctx.clock.now());
+        self.create(&slot.filters, in_use).await.map_err(fail)
+    }
+
+    /// Replaces a subscription's filters (`PUT`, which also renews), dropping refused
+    /// filters (SUB-508).
+    async fn update(
+        &mut self,
+        id: &str,
+        filters: &[String],
+        packed: bool,
+    ) -> Result<Subscription, ApiError> {
+        let mut filters = filters.to_vec();
+        loop {
+            match self.ctx.api.update(id, &filters, self.ctx.expires_in).await {
+                Ok(s) => {
+                    tracing::info!(account = %self.ctx.account, %id, filters = filters.len(), "subscription filters updated");
+                    self.remember_refusals(&s, packed);
+                    return Ok(s);
+                }
+                Err(ApiError::InvalidFilters { message }) => {
+                    let refused = filters
+                        .iter()
+                        .position(|f| mentions(&message, f))
+                        .filter(|_| filters.len() > 1);
+                    let Some(i) = refused else {
+                        return Err(ApiError::InvalidFilters { message });
+                    };
+                    let filter = filters.remove(i);
+                    self.refuse(filter, &message);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates a subscription with `filters`, dropping refused filters (SUB-508) and
+    /// deleting our strays (not `in_use`) on SUB-505.
+    async fn create(
+        &mut self,
+        filters: &[String],
+        in_use: &BTreeSet<String>,
+    ) -> Result<HeldSub, KeeperError> {
+        let mut filters = filters.to_vec();
         let mut limit_retried = false;
         loop {
             let token = new_token();
             let request = CreateSubscription {
                 event_filters: filters.clone(),
-                address: desired.address.clone(),
-                expires_in: desired.expires_in,
+                address: self.ctx.address.clone(),
+                expires_in: self.ctx.expires_in,
                 verification_token: Some(token.clone()),
             };
             match self.ctx.api.create(&request).await {
                 Ok(sub) => {
-                    tracing::info!(account = %self.ctx.account, id = %sub.id, "subscription created");
-                    self.remember_refusals(&sub);
+                    tracing::info!(account = %self.ctx.account, id = %sub.id, filters = filters.len(), "subscription created");
+                    let packed = filters
+                        .iter()
+                        .any(|f| plan::voicemail_extension(f).is_some());
+                    self.remember_refusals(&sub, packed);
                     let now = self.ctx.clock.now();
                     self.ctx
                         .tokens
                         .set(&self.ctx.account, &sub.id, token.clone(), now);
-                    self.token = Some(token);
-                    self.current = Some(sub);
-                    return Ok(());
+                    return Ok(HeldSub {
+                        id: sub.id.clone(),
+                        token,
+                        sub: Some(sub),
+                    });
                 }
                 Err(ApiError::InvalidFilters { message }) => {
                     let refused = filters
@@ -699,11 +1065,7 @@ impl Keeper {
                         return Err(ApiError::InvalidFilters { message }.into());
                     };
                     let filter = filters.remove(i);
-                    tracing::warn!(account = %self.ctx.account, %filter, "filter refused: subscribing without it");
-                    self.refused.push(DisabledFilter {
-                        filter,
-                        reason: format!("SUB-508: {message}"),
-                    });
+                    self.refuse(filter, &message);
                 }
                 Err(ApiError::SubscriptionLimit { message }) => {
                     if limit_retried {
@@ -713,12 +1075,16 @@ impl Keeper {
                     let listed = self.ctx.api.list().await?;
                     let mut ours: Vec<&Subscription> = listed
                         .iter()
-                        .filter(|s| plan::is_ours(s, &desired.address))
+                        .filter(|s| plan::is_ours(s, &self.ctx.address))
                         .collect();
                     if ours.is_empty() {
                         return Err(KeeperError::LimitByOthers {
                             count: listed.len(),
                         });
+                    }
+                    ours.retain(|s| !in_use.contains(&s.id));
+                    if ours.is_empty() {
+                        return Err(ApiError::SubscriptionLimit { message }.into());
                     }
                     ours.sort_by_key(|s| s.created_at);
                     for s in ours {
@@ -728,6 +1094,9 @@ impl Keeper {
                             Ok(()) | Err(ApiError::NotFound { .. }) => {}
                             Err(e) => return Err(e.into()),
                         }
+                        self.ctx
+                            .tokens
+                            .retire(&self.ctx.account, &s.id, self.ctx.clock.now());
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -792,6 +1161,42 @@ impl KeeperHandle {
     }
 }
 
+/// Maps any watch channel (e.g. extension discovery's coverage) to the covered extension
+/// ids a keeper follows ([`KeeperContext::with_extensions`]). The forwarding task ends
+/// when `source`'s sender is dropped or every receiver of the result is.
+pub fn map_extensions<T, F>(
+    mut source: watch::Receiver<T>,
+    f: F,
+) -> (watch::Receiver<Vec<String>>, JoinHandle<()>)
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Vec<String> + Send + 'static,
+{
+    let (tx, rx) = watch::channel(f(&source.borrow_and_update()));
+    let join = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = source.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let ids = f(&source.borrow_and_update());
+                    tx.send_if_modified(|cur| {
+                        if *cur == ids {
+                            false
+                        } else {
+                            *cur = ids;
+                            true
+                        }
+                    });
+                }
+                () = tx.closed() => return,
+            }
+        }
+    });
+    (rx, join)
+}
+
 /// Starts a keeper task for one account.
 pub fn spawn(ctx: KeeperContext) -> KeeperHandle {
     let (tx, rx) = mpsc::channel(64);
@@ -826,12 +1231,26 @@ async fn run(
         o = keeper.start() => o,
     };
     status.send_replace(keeper.status().clone());
+    let mut extensions = keeper.ctx.extensions.clone();
     loop {
         let wake = keeper.next_wake(outcome.next_wake);
         let wait = (wake - clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let changed = async {
+            match extensions.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         let trigger = tokio::select! {
             () = stop.cancelled() => break,
             () = clock.sleep(wait) => Trigger::Timer,
+            still = changed => {
+                if !still {
+                    // The publisher is gone: keep the last list, stop watching.
+                    extensions = None;
+                }
+                Trigger::Reconcile
+            }
             cmd = commands.recv() => match cmd {
                 None => break,
                 Some(Command::Reconcile | Command::Stray(_)) => Trigger::Reconcile,

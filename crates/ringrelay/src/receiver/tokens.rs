@@ -1,7 +1,9 @@
 //! Which `Verification-Token` each account's notifications must carry, and which
-//! subscription is the account's current one. The keeper sets both when it creates or
-//! adopts a subscription; the previous token stays valid for a grace period so
-//! notifications already in flight from the old subscription are not refused.
+//! subscriptions are the account's current ones. An account may have several active
+//! subscriptions (its extensions' voicemail filters spread over them), each with its own
+//! token. The keeper registers each one when it creates or adopts it and retires the ones
+//! it deletes; a replaced or retired token stays valid for a grace period so notifications
+//! already in flight from the old subscription are not refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -33,8 +35,17 @@ struct Registered {
 
 #[derive(Clone, Default)]
 struct Entry {
-    current: Option<Registered>,
-    previous: Option<(Registered, DateTime<Utc>)>,
+    /// Current tokens, one per subscription id, in registration order.
+    current: Vec<Registered>,
+    /// Replaced or retired tokens, each valid until its time.
+    previous: Vec<(Registered, DateTime<Utc>)>,
+}
+
+impl Entry {
+    fn retire(&mut self, old: Registered, until: DateTime<Utc>, now: DateTime<Utc>) {
+        self.previous.retain(|(_, u)| now <= *u);
+        self.previous.push((old, until));
+    }
 }
 
 /// Shared, cheap to clone.
@@ -65,8 +76,9 @@ impl TokenRegistry {
         }
     }
 
-    /// Makes `token` the account's current token for `subscription_id`; the one it
-    /// replaces (if different) stays valid until `now + grace`.
+    /// Makes `token` the current token of the account's subscription `subscription_id`
+    /// (other subscriptions' tokens stay current); the token it replaces for that
+    /// subscription (if different) stays valid until `now + grace`.
     pub fn set(
         &self,
         account: &AccountId,
@@ -83,14 +95,40 @@ impl TokenRegistry {
             subscription_id: subscription_id.to_owned(),
             token,
         };
-        if let Some(old) = entry.current.take() {
-            let same = old.subscription_id == new.subscription_id
-                && ct_eq(old.token.expose(), new.token.expose());
-            if !same {
-                entry.previous = Some((old, now + self.grace));
+        if let Some(i) = entry
+            .current
+            .iter()
+            .position(|r| r.subscription_id == new.subscription_id)
+        {
+            let old = entry.current.remove(i);
+            if !ct_eq(old.token.expose(), new.token.expose()) {
+                entry.retire(old, now + self.grace, now);
             }
         }
-        entry.current = Some(new);
+        entry.current.push(new);
+    }
+
+    /// The account's subscription `subscription_id` is gone (deleted or replaced): its
+    /// token stops being current and stays valid until `now + grace`. Returns whether it
+    /// was current.
+    pub fn retire(&self, account: &AccountId, subscription_id: &str, now: DateTime<Utc>) -> bool {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(entry) = map.get_mut(account) else {
+            return false;
+        };
+        let Some(i) = entry
+            .current
+            .iter()
+            .position(|r| r.subscription_id == subscription_id)
+        else {
+            return false;
+        };
+        let old = entry.current.remove(i);
+        entry.retire(old, now + self.grace, now);
+        true
     }
 
     /// Forgets the account's tokens (its subscription was deleted for good).
@@ -113,28 +151,32 @@ impl TokenRegistry {
             .inner
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(entry) = map.get(account).filter(|e| e.current.is_some()) else {
+        // Configured while a token is current, or a retired one is still in its grace.
+        let live =
+            |e: &&Entry| !e.current.is_empty() || e.previous.iter().any(|(_, until)| now <= *until);
+        let Some(entry) = map.get(account).filter(live) else {
             return TokenCheck::NotConfigured;
         };
         let Some(presented) = presented else {
             return TokenCheck::Missing;
         };
-        let current = entry
-            .current
-            .as_ref()
-            .is_some_and(|r| ct_eq(r.token.expose(), presented));
-        let previous = entry
-            .previous
-            .as_ref()
-            .is_some_and(|(r, until)| now <= *until && ct_eq(r.token.expose(), presented));
-        if current || previous {
+        // Compare with every candidate (no early exit), each in constant time.
+        let mut valid = false;
+        for r in &entry.current {
+            valid |= ct_eq(r.token.expose(), presented);
+        }
+        for (r, until) in &entry.previous {
+            valid |= ct_eq(r.token.expose(), presented) & (now <= *until);
+        }
+        if valid {
             TokenCheck::Valid
         } else {
             TokenCheck::Wrong
         }
     }
 
-    /// The account's current subscription id, when one is registered.
+    /// The account's most recently registered current subscription id, when one is
+    /// registered (with a single subscription: the current one).
     pub fn current_subscription(&self, account: &AccountId) -> Option<String> {
         let map = self
             .inner
@@ -142,12 +184,26 @@ impl TokenRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(account)?
             .current
-            .as_ref()
+            .last()
             .map(|r| r.subscription_id.clone())
     }
 
-    /// Whether `subscription_id` is the account's current one, or its previous one
-    /// within the grace period.
+    /// Every current subscription id of the account, in registration order.
+    pub fn current_subscriptions(&self, account: &AccountId) -> Vec<String> {
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(account).map_or_else(Vec::new, |e| {
+            e.current
+                .iter()
+                .map(|r| r.subscription_id.clone())
+                .collect()
+        })
+    }
+
+    /// Whether `subscription_id` is one of the account's current ones, or a replaced or
+    /// retired one within the grace period.
     pub fn is_known_subscription(
         &self,
         account: &AccountId,
@@ -160,11 +216,11 @@ impl TokenRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(account).is_some_and(|e| {
             e.current
-                .as_ref()
-                .is_some_and(|r| r.subscription_id == subscription_id)
+                .iter()
+                .any(|r| r.subscription_id == subscription_id)
                 || e.previous
-                    .as_ref()
-                    .is_some_and(|(r, until)| now <= *until && r.subscription_id == subscription_id)
+                    .iter()
+                    .any(|(r, until)| now <= *until && r.subscription_id == subscription_id)
         })
     }
 }
@@ -187,6 +243,8 @@ mod tests {
         assert_eq!(reg.check(&acme(), None, t0), TokenCheck::Missing);
         assert_eq!(reg.check(&acme(), Some("b"), t0), TokenCheck::Wrong);
         reg.set(&acme(), "sub-2", Secret::new("b"), t0);
+        assert!(reg.retire(&acme(), "sub-1", t0));
+        assert!(!reg.retire(&acme(), "sub-1", t0), "already retired");
         assert_eq!(reg.check(&acme(), Some("b"), t0), TokenCheck::Valid);
         assert_eq!(
             reg.check(&acme(), Some("a"), t0),
@@ -210,8 +268,67 @@ mod tests {
         let reg = TokenRegistry::new(std::time::Duration::from_secs(600));
         let t0 = Utc::now();
         reg.set(&acme(), "sub-1", Secret::new("a"), t0);
-        reg.set(&acme(), "sub-2", Secret::new("b"), t0);
-        reg.set(&acme(), "sub-2", Secret::new("b"), t0);
+        reg.set(&acme(), "sub-1", Secret::new("b"), t0);
+        reg.set(&acme(), "sub-1", Secret::new("b"), t0);
         assert_eq!(reg.check(&acme(), Some("a"), t0), TokenCheck::Valid);
+        let later = t0 + Duration::minutes(11);
+        assert_eq!(reg.check(&acme(), Some("a"), later), TokenCheck::Wrong);
+        assert_eq!(reg.check(&acme(), Some("b"), later), TokenCheck::Valid);
+    }
+
+    #[test]
+    fn several_subscriptions_are_current_at_once_each_with_its_token() {
+        let reg = TokenRegistry::new(std::time::Duration::from_secs(600));
+        let t0 = Utc::now();
+        for i in 0..5 {
+            reg.set(
+                &acme(),
+                &format!("sub-{i}"),
+                Secret::new(format!("t{i}")),
+                t0,
+            );
+        }
+        let much_later = t0 + Duration::days(30);
+        for i in 0..5 {
+            assert_eq!(
+                reg.check(&acme(), Some(&format!("t{i}")), much_later),
+                TokenCheck::Valid
+            );
+            assert!(reg.is_known_subscription(&acme(), &format!("sub-{i}"), much_later));
+        }
+        assert_eq!(reg.check(&acme(), Some("t9"), t0), TokenCheck::Wrong);
+        assert!(!reg.is_known_subscription(&acme(), "sub-9", t0), "a stray");
+        assert_eq!(reg.current_subscriptions(&acme()).len(), 5);
+        assert_eq!(reg.current_subscription(&acme()).as_deref(), Some("sub-4"));
+        // One of them is recreated: its old token and id only last the grace period.
+        reg.retire(&acme(), "sub-2", t0);
+        reg.set(&acme(), "sub-5", Secret::new("t5"), t0);
+        assert_eq!(reg.check(&acme(), Some("t2"), t0), TokenCheck::Valid);
+        assert_eq!(
+            reg.check(&acme(), Some("t2"), much_later),
+            TokenCheck::Wrong
+        );
+        assert!(!reg.is_known_subscription(&acme(), "sub-2", much_later));
+        assert_eq!(
+            reg.check(&acme(), Some("t5"), much_later),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            reg.check(&acme(), Some("t0"), much_later),
+            TokenCheck::Valid
+        );
+        // Retiring every one: in-flight notifications pass during the grace period, and
+        // after it the account has no token at all.
+        for id in reg.current_subscriptions(&acme()) {
+            reg.retire(&acme(), &id, much_later);
+        }
+        assert_eq!(
+            reg.check(&acme(), Some("t0"), much_later),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            reg.check(&acme(), Some("t0"), much_later + Duration::minutes(11)),
+            TokenCheck::NotConfigured
+        );
     }
 }
