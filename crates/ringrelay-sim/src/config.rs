@@ -75,6 +75,10 @@ pub struct SimConfig {
     pub rate_limits: RateLimits,
     /// Subscriptions per user per app before 403 SUB-505 (RingCentral: 30).
     pub max_subscriptions: usize,
+    /// Event filters per subscription (the reminder included) beyond which a create or
+    /// `PUT` is refused with 400 CMN-101 on `eventFilters`. RingCentral documents no such
+    /// limit, so the default is `None` (unlimited); tests set one to exercise packing.
+    pub max_filters_per_subscription: Option<usize>,
     /// How long the validation handshake may take, in real time (RingCentral: 3000 ms).
     pub handshake_timeout: Duration,
     /// How long one webhook delivery may take, in real time, before it counts as failed.
@@ -106,6 +110,7 @@ impl Default for SimConfig {
             max_sessions_per_user: 5,
             rate_limits: RateLimits::default(),
             max_subscriptions: 30,
+            max_filters_per_subscription: None,
             handshake_timeout: Duration::from_secs(3),
             delivery_timeout: Duration::from_secs(3),
             blacklist_after: Duration::from_secs(600),

@@ -156,6 +156,11 @@ fn classify_all(
     if requested.is_empty() {
         return Err(missing("eventFilters"));
     }
+    if let Some(max) = state.config.max_filters_per_subscription
+        && requested.len() > max
+    {
+        return Err(too_many_filters(requested.len(), max));
+    }
     for f in requested {
         match classify(f, acct, call_log_disabled)? {
             FilterOutcome::Active(x) => out.active.push(x),
@@ -206,6 +211,19 @@ fn live_count(state: &SimState, account: usize) -> usize {
         .iter()
         .filter(|s| s.account == account)
         .count()
+}
+
+/// The `max_filters_per_subscription` quirk: RingCentral's generic invalid-parameter
+/// error (400 CMN-101), which it is seen answering for unacceptable `eventFilters`
+/// ("Parameter [eventFilters] value is invalid", ringcentral-js issue #40); not SUB-508,
+/// which names filters that are invalid on their own.
+fn too_many_filters(count: usize, max: usize) -> ApiError {
+    ApiError::new(
+        400,
+        "CMN-101",
+        format!("Parameter [eventFilters] value is invalid: {count} filters, at most {max}"),
+    )
+    .with_parameter("eventFilters")
 }
 
 fn limit_exceeded() -> ApiError {

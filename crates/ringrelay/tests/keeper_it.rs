@@ -199,6 +199,34 @@ impl SubscriptionApi for FakeApi {
         .ok_or_else(Self::not_found)
     }
 
+    async fn update(
+        &self,
+        id: &str,
+        filters: &[String],
+        expires_in: Duration,
+    ) -> Result<Subscription, ApiError> {
+        self.injected("update")?;
+        let now = self.clock.now();
+        self.with(|s| {
+            if let Some(f) = filters.iter().find(|f| s.refuse.contains(f)) {
+                return Err(ApiError::InvalidFilters {
+                    message: format!("Event filter [{f}] is not supported"),
+                });
+            }
+            let sub = s
+                .subs
+                .iter_mut()
+                .find(|x| x.id == id)
+                .ok_or_else(Self::not_found)?;
+            sub.event_filters = filters
+                .iter()
+                .map(|f| f.replace("account/~", "account/37439510"))
+                .collect();
+            sub.expires_at = now + chrono::Duration::from_std(expires_in).unwrap();
+            Ok(sub.clone())
+        })
+    }
+
     async fn delete(&self, id: &str) -> Result<(), ApiError> {
         self.injected("delete")?;
         self.with(|s| {
@@ -221,6 +249,11 @@ impl TokenSink for Tokens {
         assert_eq!(account.as_str(), "acme");
         assert!(!subscription_id.is_empty());
         self.0.lock().unwrap().push(token.expose().to_owned());
+    }
+
+    fn retire(&self, account: &AccountId, subscription_id: &str, _now: DateTime<Utc>) {
+        assert_eq!(account.as_str(), "acme");
+        assert!(!subscription_id.is_empty());
     }
 }
 
@@ -267,6 +300,8 @@ impl Env {
                 CALL_LOG.to_owned(),
                 REMINDER.to_owned(),
             ],
+            extensions: None,
+            max_filters_per_subscription: 500,
             expires_in: WEEK,
             renew_before: WEEK / 3,
             reconcile_interval: Duration::from_secs(300),

@@ -123,6 +123,8 @@ impl World {
                 CALL_LOG.to_owned(),
                 REMINDER.to_owned(),
             ],
+            extensions: None,
+            max_filters_per_subscription: 500,
             expires_in: WEEK,
             renew_before: WEEK / 3,
             reconcile_interval: Duration::from_secs(300),

@@ -277,3 +277,89 @@ async fn an_expired_subscription_disappears() {
     t.shutdown().await;
     rx.stop().await;
 }
+
+#[tokio::test]
+async fn a_put_replaces_a_long_filter_list_and_the_filter_limit_quirk_refuses_more() {
+    let mut config = unlimited();
+    config.accounts = vec![ringrelay_sim::SimAccount::generated(0, 12)];
+    config.max_filters_per_subscription = Some(8);
+    let t = TestSim::start(config).await;
+    let rx = Receiver::start(Answer::Good).await;
+    let token = t.access_token().await;
+    let account = t.sim.accounts()[0].clone();
+    let reminder = "/restapi/v1.0/subscription/~?threshold=3600&interval=900";
+    let voicemail = |ext: &str| format!("/restapi/v1.0/account/~/extension/{ext}/voicemail");
+    let ids: Vec<String> = account.extensions.iter().map(|e| e.id.clone()).collect();
+    let mut filters: Vec<String> = ids[..7].iter().map(|e| voicemail(e)).collect();
+    filters.push(reminder.to_owned());
+    let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+    let s: Value = t
+        .create(&token, &webhook(&rx.url, &refs))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/restapi/v1.0/subscription/{}", s["id"].as_str().unwrap());
+    let put = |body: Value| {
+        let req = t.http.put(t.url(&path)).bearer_auth(&token).json(&body);
+        async move { req.send().await.unwrap() }
+    };
+
+    // The full list with one extension swapped: expanded, reminder verbatim, renewed.
+    t.sim.advance(Duration::from_secs(1000)).await;
+    let mut swapped: Vec<String> = ids[1..8].iter().map(|e| voicemail(e)).collect();
+    swapped.push(reminder.to_owned());
+    let r = put(json!({"eventFilters": swapped, "expiresIn": 86_400})).await;
+    assert_eq!(r.status(), 200);
+    let updated: Value = r.json().await.unwrap();
+    let listed: Vec<&str> = updated["eventFilters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 8);
+    for (f, ext) in listed.iter().zip(&ids[1..8]) {
+        assert_eq!(
+            *f,
+            format!("/restapi/v1.0/account/{}/extension/{ext}/voicemail", account.id)
+        );
+    }
+    assert_eq!(listed[7], reminder);
+    assert_eq!(updated["expiresIn"], 86_400);
+
+    // An unknown extension: SUB-508, nothing changes.
+    let mut bad = swapped.clone();
+    bad[0] = voicemail("999");
+    let r = put(json!({"eventFilters": bad})).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["errors"][0]["errorCode"], "SUB-508");
+
+    // Nine filters: over the quirk's limit, on a PUT and on a create.
+    let mut nine = swapped.clone();
+    nine.insert(0, voicemail(&ids[0]));
+    let r = put(json!({"eventFilters": nine})).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["errors"][0]["errorCode"], "CMN-101");
+    assert_eq!(e["errors"][0]["parameterName"], "eventFilters");
+    let refs: Vec<&str> = nine.iter().map(String::as_str).collect();
+    let r = t.create(&token, &webhook(&rx.url, &refs)).await;
+    assert_eq!(r.status(), 400);
+    let one: Value = t.get(&token, &path).await.json().await.unwrap();
+    assert_eq!(one["eventFilters"].as_array().unwrap().len(), 8, "unchanged");
+    assert_eq!(
+        t.get(&token, "/restapi/v1.0/subscription")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    t.shutdown().await;
+    rx.stop().await;
+}
