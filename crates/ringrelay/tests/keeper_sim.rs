@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ringrelay::account::AccountId;
 use ringrelay::config::Secret;
-use ringrelay::keeper::plan::normalize_filter;
+use ringrelay::keeper::plan::{normalize_filter, voicemail_extension};
 use ringrelay::keeper::task::Trigger;
 use ringrelay::keeper::{CoverageState, Keeper, KeeperContext, SubscriptionApi};
 use ringrelay::receiver::{self, ReceiverLimits, ReceiverState, TokenRegistry};
@@ -47,14 +47,18 @@ async fn world() -> World {
 }
 
 async fn world_with(max_subscriptions: usize) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let url = ringrelay::config::StoreUrl::Sqlite(dir.path().join("k.db"));
-    let store = store::open(&url, &OpenOptions::default()).await.unwrap();
     let mut config = SimConfig::default().with_rate_limits(RateLimits {
         enabled: false,
         ..RateLimits::default()
     });
     config.max_subscriptions = max_subscriptions;
+    world_of(config).await
+}
+
+async fn world_of(config: SimConfig) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let url = ringrelay::config::StoreUrl::Sqlite(dir.path().join("k.db"));
+    let store = store::open(&url, &OpenOptions::default()).await.unwrap();
     let sim = Sim::start(config).await.unwrap();
     let tokens = TokenRegistry::new(Duration::from_secs(600));
     let state = ReceiverState::new(
@@ -381,4 +385,387 @@ async fn the_subscription_limit_recovers_from_our_strays_and_names_foreign_ones(
     );
     assert_eq!(w.subscriptions().len(), 2);
     w.stop().await;
+}
+
+// ----- many extensions: voicemail filters packed into several subscriptions -----
+
+/// Counts the keeper's subscription calls (and passes them on to the real client).
+struct Counting {
+    inner: Arc<RingCentral>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counting {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn note(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl SubscriptionApi for Counting {
+    async fn create(
+        &self,
+        request: &CreateSubscription,
+    ) -> Result<ringrelay::ringcentral::Subscription, ringrelay::ringcentral::ApiError> {
+        self.note("create".into());
+        self.inner.create(request).await
+    }
+
+    async fn list(
+        &self,
+    ) -> Result<Vec<ringrelay::ringcentral::Subscription>, ringrelay::ringcentral::ApiError> {
+        self.note("list".into());
+        self.inner.list().await
+    }
+
+    async fn get(
+        &self,
+        id: &str,
+    ) -> Result<ringrelay::ringcentral::Subscription, ringrelay::ringcentral::ApiError> {
+        self.note(format!("get {id}"));
+        self.inner.get(id).await
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+    ) -> Result<ringrelay::ringcentral::Subscription, ringrelay::ringcentral::ApiError> {
+        self.note(format!("renew {id}"));
+        self.inner.renew(id).await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        event_filters: &[String],
+        expires_in: Duration,
+    ) -> Result<ringrelay::ringcentral::Subscription, ringrelay::ringcentral::ApiError> {
+        self.note(format!("update {id}"));
+        self.inner.update(id, event_filters, expires_in).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), ringrelay::ringcentral::ApiError> {
+        self.note(format!("delete {id}"));
+        self.inner.delete(id).await
+    }
+}
+
+const MAX_FILTERS: usize = 50;
+
+struct Company {
+    w: World,
+    api: Arc<Counting>,
+    extensions: tokio::sync::watch::Sender<Vec<String>>,
+    all: Vec<String>,
+}
+
+/// An account with 200 extensions, at most 50 filters per subscription (the simulator
+/// refuses more), the keeper following the covered extensions through a watch.
+async fn company(foreign: usize) -> Company {
+    let mut config = SimConfig::default()
+        .with_rate_limits(RateLimits {
+            enabled: false,
+            ..RateLimits::default()
+        })
+        .with_accounts(vec![ringrelay_sim::SimAccount::generated(0, 200)]);
+    config.max_filters_per_subscription = Some(MAX_FILTERS);
+    let w = world_of(config).await;
+    for _ in 0..foreign {
+        w.api
+            .create(&CreateSubscription {
+                event_filters: vec![SESSIONS.to_owned()],
+                address: w.address("beta"),
+                expires_in: WEEK,
+                verification_token: None,
+            })
+            .await
+            .unwrap();
+    }
+    let all: Vec<String> = w.sim.accounts()[0]
+        .extensions
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    assert_eq!(all.len(), 200);
+    let (extensions, _) = tokio::sync::watch::channel(all.clone());
+    let api = Arc::new(Counting {
+        inner: Arc::clone(&w.api),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    Company {
+        w,
+        api,
+        extensions,
+        all,
+    }
+}
+
+impl Company {
+    fn ctx(&self) -> KeeperContext {
+        let mut ctx = self.w.ctx();
+        ctx.api = self.api.clone();
+        ctx.max_filters_per_subscription = MAX_FILTERS;
+        ctx.with_extensions(self.extensions.subscribe())
+    }
+
+    /// Our subscriptions as the simulator lists them.
+    fn ours(&self) -> Vec<serde_json::Value> {
+        let address = self.w.address("acme");
+        self.w
+            .subscriptions()
+            .into_iter()
+            .filter(|s| s["deliveryMode"]["address"] == address.as_str())
+            .collect()
+    }
+
+    /// Extension id → how many of our subscriptions carry its voicemail filter.
+    fn carried(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for s in self.ours() {
+            for f in s["eventFilters"].as_array().unwrap() {
+                if let Some(ext) = voicemail_extension(f.as_str().unwrap()) {
+                    *out.entry(ext.to_owned()).or_default() += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn holder_of(&self, ext: &str) -> String {
+        let filter = format!(
+            "/restapi/v1.0/account/{}/extension/{ext}/voicemail",
+            self.w.sim.accounts()[0].id
+        );
+        self.ours()
+            .into_iter()
+            .find(|s| {
+                s["eventFilters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f.as_str() == Some(filter.as_str()))
+            })
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    }
+
+    /// Delivers a voicemail event of `ext`; how many deliveries the receiver accepted.
+    async fn voicemail(&self, ext: &str) -> usize {
+        let account = self.w.sim.accounts()[0].id.clone();
+        let event = format!("/restapi/v1.0/account/{account}/extension/{ext}/voicemail");
+        let sent = self
+            .w
+            .sim
+            .inject(&account, &event, json!({"newCount": 1}))
+            .await
+            .unwrap();
+        sent.iter().filter(|d| d.succeeded()).count()
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_extensions_get_their_voicemail_filter_exactly_once_in_few_subscriptions() {
+    let c = company(0).await;
+    let mut k = Keeper::new(c.ctx());
+    assert_eq!(
+        k.start().await.state,
+        CoverageState::Covered,
+        "{:?}",
+        k.status()
+    );
+    // 3 account-level filters (telephony, call log, reminder; `~` voicemail replaced):
+    // 47 + 49 + 49 + 49 + 6.
+    let ours = c.ours();
+    assert_eq!(ours.len(), 5);
+    for s in &ours {
+        assert_eq!(s["status"], "Active");
+        let filters = s["eventFilters"].as_array().unwrap();
+        let disabled = s["disabledFilters"].as_array().map_or(0, Vec::len);
+        assert!(filters.len() + disabled <= MAX_FILTERS);
+        assert!(filters.iter().any(|f| f.as_str() == Some(REMINDER)));
+    }
+    let carried = c.carried();
+    assert_eq!(carried.len(), 200);
+    assert!(carried.values().all(|n| *n == 1), "each exactly once");
+    let telephony = ours
+        .iter()
+        .filter(|s| {
+            s["eventFilters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f.as_str().unwrap().ends_with("/telephony/sessions"))
+        })
+        .count();
+    assert_eq!(telephony, 1, "account-level filters in the first one only");
+    let status = k.status();
+    assert_eq!(status.subscriptions.len(), 5);
+    let ext = status.extensions.clone().unwrap();
+    assert_eq!((ext.wanted, ext.covered, ext.subscriptions), (200, 200, 5));
+    // Every subscription's token is accepted: a voicemail of the last extension comes
+    // through the last subscription.
+    assert_ne!(
+        c.holder_of(&c.all[199]),
+        status.subscription.clone().unwrap().id
+    );
+    assert_eq!(c.voicemail(&c.all[199]).await, 1);
+    assert_eq!(c.voicemail(&c.all[0]).await, 1);
+    assert_eq!(c.w.inject_call().await, 1);
+    // Steady state: a reconcile lists and changes nothing.
+    c.api.take();
+    k.step(Trigger::Reconcile).await;
+    assert_eq!(c.api.take(), vec!["list"]);
+
+    // A restart (fresh token registry) takes every subscription over from the store.
+    c.w.tokens.clear(&acme());
+    let mut again = Keeper::new(c.ctx().with_clock(Arc::new(c.w.sim.clock())));
+    assert_eq!(again.start().await.state, CoverageState::Covered);
+    assert_eq!(c.api.take(), vec!["list"], "nothing recreated");
+    assert_eq!(c.voicemail(&c.all[150]).await, 1);
+    c.w.stop().await;
+}
+
+#[tokio::test]
+async fn an_extension_added_or_removed_at_runtime_is_one_put() {
+    let c = company(0).await;
+    // Start without the 100th extension.
+    let mut without: Vec<String> = c.all.clone();
+    let late = without.remove(100);
+    c.extensions.send_replace(without.clone());
+    let handle = ringrelay::keeper::spawn(c.ctx());
+    let mut status = handle.watch();
+    // Waits (bounded in real time) until the keeper covers `n` extensions; the calls it
+    // made meanwhile other than listing (timer steps may list in between).
+    let mut covering = async |n: usize| {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            status.wait_for(|s| {
+                s.state == CoverageState::Covered
+                    && s.extensions
+                        .as_ref()
+                        .is_some_and(|e| e.wanted == n && e.covered == n)
+            }),
+        )
+        .await
+        .expect("the keeper followed the change")
+        .unwrap();
+        let mut calls = c.api.take();
+        calls.retain(|x| x != "list");
+        calls
+    };
+    covering(199).await;
+    assert_eq!(c.carried().len(), 199);
+    let ids: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    // Added: into the first subscription with room, by one PUT. That is the first one:
+    // RingCentral disabled its call-log filter, which is no longer requested.
+    c.extensions.send_replace(c.all.clone());
+    assert_eq!(covering(200).await, vec![format!("update {}", ids[0])]);
+    assert_eq!(c.carried().get(&late), Some(&1));
+    assert_eq!(c.holder_of(&late), ids[0]);
+    assert_eq!(c.voicemail(&late).await, 1);
+
+    // Removed: one PUT on the subscription that carried it.
+    let gone = c.all[120].clone();
+    assert_eq!(c.holder_of(&gone), ids[2]);
+    let mut fewer = c.all.clone();
+    fewer.remove(120);
+    c.extensions.send_replace(fewer);
+    assert_eq!(covering(199).await, vec![format!("update {}", ids[2])]);
+    assert_eq!(c.carried().get(&gone), None);
+    assert_eq!(c.carried().len(), 199);
+    let now_ids: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(now_ids, ids, "no subscription recreated");
+    handle.shutdown().await;
+    c.w.stop().await;
+}
+
+#[tokio::test]
+async fn blacklisting_one_of_several_recreates_only_it() {
+    let c = company(0).await;
+    let mut k = Keeper::new(c.ctx());
+    k.start().await;
+    let before: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let victim = c.holder_of(&c.all[120]);
+    assert_eq!(victim, before[2]);
+    assert!(c.w.sim.blacklist(&victim));
+    c.w.sim.advance(Duration::from_secs(60)).await;
+    c.api.take();
+    assert_eq!(k.step(Trigger::Timer).await.state, CoverageState::Covered);
+    let calls = c.api.take();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[1], format!("delete {victim}"));
+    assert_eq!(calls[2], "create");
+    let after: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(after.len(), 5);
+    for (i, id) in before.iter().enumerate() {
+        assert_eq!(after.contains(id), i != 2, "{i}");
+    }
+    let replacement = c.holder_of(&c.all[120]);
+    assert!(!before.contains(&replacement));
+    assert!(c.carried().values().all(|n| *n == 1));
+    assert_eq!(c.carried().len(), 200);
+    // The ledger is per account: the gap is account-wide, and closed.
+    let gaps = c.w.store.gaps(Some(&acme()), None).await.unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].cause, GapCause::Blacklisted);
+    assert!(gaps[0].until.is_some());
+    assert_eq!(
+        c.voicemail(&c.all[120]).await,
+        1,
+        "the new token is accepted"
+    );
+    c.w.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_limit_leaves_extensions_out_and_status_says_why() {
+    let c = company(27).await;
+    let mut k = Keeper::new(c.ctx());
+    assert_eq!(
+        k.start().await.state,
+        CoverageState::Covered,
+        "{:?}",
+        k.status()
+    );
+    assert_eq!(c.ours().len(), 3, "30 minus 27 foreign");
+    assert_eq!(c.w.subscriptions().len(), 30);
+    assert_eq!(c.carried().len(), 47 + 49 + 49);
+    let ext = k.status().extensions.clone().unwrap();
+    assert_eq!((ext.wanted, ext.covered), (200, 145));
+    let over = ext.over_limit.unwrap();
+    assert_eq!((over.needed, over.allowed), (5, 3));
+    assert_eq!(over.extensions.len(), 55);
+    let lines = k.status().explain(chrono::Utc::now()).join("\n");
+    assert!(
+        lines.contains("NOT covered: voicemail of 55 extension(s)"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("minus 27 that are not ringrelay's"),
+        "{lines}"
+    );
+    assert!(k.status().last_error.is_none(), "no SUB-505 was provoked");
+    c.w.stop().await;
 }

@@ -322,7 +322,10 @@ async fn a_put_replaces_a_long_filter_list_and_the_filter_limit_quirk_refuses_mo
     for (f, ext) in listed.iter().zip(&ids[1..8]) {
         assert_eq!(
             *f,
-            format!("/restapi/v1.0/account/{}/extension/{ext}/voicemail", account.id)
+            format!(
+                "/restapi/v1.0/account/{}/extension/{ext}/voicemail",
+                account.id
+            )
         );
     }
     assert_eq!(listed[7], reminder);
@@ -348,7 +351,11 @@ async fn a_put_replaces_a_long_filter_list_and_the_filter_limit_quirk_refuses_mo
     let r = t.create(&token, &webhook(&rx.url, &refs)).await;
     assert_eq!(r.status(), 400);
     let one: Value = t.get(&token, &path).await.json().await.unwrap();
-    assert_eq!(one["eventFilters"].as_array().unwrap().len(), 8, "unchanged");
+    assert_eq!(
+        one["eventFilters"].as_array().unwrap().len(),
+        8,
+        "unchanged"
+    );
     assert_eq!(
         t.get(&token, "/restapi/v1.0/subscription")
             .await

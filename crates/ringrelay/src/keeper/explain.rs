@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::task::{CoverageState, KeeperStatus};
+use super::plan::SUBSCRIPTION_LIMIT;
+use super::task::{CoverageState, ExtensionCoverage, KeeperStatus};
 use crate::ringcentral::ApiError;
 use crate::store::DisabledFilter;
 
@@ -51,6 +52,38 @@ pub fn refused_filter(f: &DisabledFilter) -> String {
     format!("filter {} refused ({}){covered}", f.filter, f.reason)
 }
 
+/// Explains how the extensions' voicemail filters are spread, and who is left out by
+/// RingCentral's subscription limit.
+pub fn extensions(c: &ExtensionCoverage) -> Vec<String> {
+    let mut lines = vec![format!(
+        "voicemail of {} of {} extensions covered by {} subscription(s) (at most {} filters \
+         each)",
+        c.covered, c.wanted, c.subscriptions, c.max_filters_per_subscription
+    )];
+    if let Some(over) = &c.over_limit {
+        let shown: Vec<&str> = over.extensions.iter().take(5).map(String::as_str).collect();
+        let more = over.extensions.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "NOT covered: voicemail of {} extension(s) ({}{more}): the packing needs {} \
+             subscriptions but RingCentral allows {} for this account's user and app ({} per \
+             user and app, minus {} that are not ringrelay's) — raise \
+             keeper.max_filters_per_subscription or remove other subscriptions of this user",
+            over.extensions.len(),
+            shown.join(", "),
+            over.needed,
+            over.allowed,
+            SUBSCRIPTION_LIMIT,
+            SUBSCRIPTION_LIMIT.saturating_sub(over.allowed)
+        ));
+    }
+    lines
+}
+
 /// Formats a duration as e.g. `2h 5m` (seconds only under a minute).
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -71,12 +104,18 @@ fn since(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 pub fn status(s: &KeeperStatus, now: DateTime<Utc>) -> Vec<String> {
     let mut lines = Vec::new();
     match (&s.state, &s.subscription) {
-        (CoverageState::Covered, Some(sub)) => lines.push(format!(
-            "covered: subscription {} is Active, expires in {}, renewal due in {}",
-            sub.id,
-            since(sub.expires_at, now),
-            since(sub.renew_at, now)
-        )),
+        (CoverageState::Covered, Some(sub)) => {
+            let more = match s.subscriptions.len() {
+                0 | 1 => String::new(),
+                n => format!(" (and {} more for extensions' voicemail)", n - 1),
+            };
+            lines.push(format!(
+                "covered: subscription {} is Active{more}, expires in {}, renewal due in {}",
+                sub.id,
+                since(sub.expires_at, now),
+                since(sub.renew_at, now)
+            ));
+        }
         (CoverageState::Covered, None) | (CoverageState::Uncovered, _) => {
             lines.push("NOT covered: no Active subscription".to_owned());
         }
@@ -92,6 +131,9 @@ pub fn status(s: &KeeperStatus, now: DateTime<Utc>) -> Vec<String> {
             since(now, gap.from),
             gap.cause
         ));
+    }
+    if let Some(ext) = &s.extensions {
+        lines.extend(extensions(ext));
     }
     for f in &s.refused_filters {
         lines.push(refused_filter(f));
@@ -136,6 +178,35 @@ mod tests {
             refused_filter(&f),
             "filter /restapi/v1.0/account/~/extension/~/call-log refused (SUB-508): call-log sync covers completed calls"
         );
+    }
+
+    #[test]
+    fn extensions_left_out_by_the_limit_are_named_with_the_reason() {
+        let c = ExtensionCoverage {
+            wanted: 200,
+            covered: 145,
+            subscriptions: 3,
+            max_filters_per_subscription: 50,
+            over_limit: Some(crate::keeper::plan::OverLimit {
+                needed: 5,
+                allowed: 3,
+                extensions: (0..55).map(|i| format!("{}", 1000 + i)).collect(),
+            }),
+        };
+        let lines = extensions(&c);
+        assert_eq!(
+            lines[0],
+            "voicemail of 145 of 200 extensions covered by 3 subscription(s) (at most 50 filters each)"
+        );
+        assert!(
+            lines[1].starts_with(
+                "NOT covered: voicemail of 55 extension(s) (1000, 1001, 1002, 1003, 1004 and 50 more): \
+                 the packing needs 5 subscriptions but RingCentral allows 3"
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains("minus 27 that are not ringrelay's"));
     }
 
     #[test]

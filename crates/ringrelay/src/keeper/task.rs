@@ -306,6 +306,8 @@ pub struct Keeper {
     held: Vec<HeldSub>,
     /// Extensions left out by the subscription limit.
     over_limit: Option<plan::OverLimit>,
+    /// The extensions the last reconcile planned for.
+    planned_extensions: Vec<String>,
     /// What the extras cursor holds (to skip rewriting it unchanged).
     saved_extras: Option<String>,
     last_event: Option<DateTime<Utc>>,
@@ -375,6 +377,7 @@ impl Keeper {
             refused_extensions: Vec::new(),
             held: Vec::new(),
             over_limit: None,
+            planned_extensions: Vec::new(),
             saved_extras: None,
             last_event: None,
             silence_checked: None,
@@ -493,9 +496,10 @@ impl Keeper {
         }
     }
 
-    /// What the status says about the extensions' voicemail filters.
+    /// What the status says about the extensions' voicemail filters (as of the last
+    /// reconcile; a change of the covered extensions since is picked up by the next).
     fn extension_coverage(&self) -> Option<ExtensionCoverage> {
-        let wanted = self.wanted_extensions();
+        let wanted = &self.planned_extensions;
         if wanted.is_empty() {
             return None;
         }
@@ -759,6 +763,7 @@ impl Keeper {
         }
         let listed = self.ctx.api.list().await?;
         let desired = self.desired();
+        self.planned_extensions.clone_from(&desired.extensions);
         let packed = !desired.extensions.is_empty();
         let held: Vec<plan::Held> = self
             .held
