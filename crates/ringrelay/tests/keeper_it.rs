@@ -874,3 +874,120 @@ async fn a_subscription_that_expires_while_ringcentral_is_unreachable_is_a_gap_f
     assert_eq!(k.step(Trigger::Timer).await.state, CoverageState::Covered);
     assert!(e.gaps().await[0].until.is_some());
 }
+
+#[tokio::test]
+async fn another_watch_maps_into_the_covered_extensions_a_keeper_follows() {
+    #[derive(Clone)]
+    struct Coverage {
+        covered: Vec<(String, bool)>,
+    }
+    let ids = |c: &Coverage| -> Vec<String> {
+        c.covered
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let (tx, rx) = tokio::sync::watch::channel(Coverage {
+        covered: vec![("101".into(), true), ("102".into(), false)],
+    });
+    let (mut mapped, join) = ringrelay::keeper::map_extensions(rx, ids);
+    assert_eq!(*mapped.borrow_and_update(), vec!["101".to_owned()]);
+    tx.send_replace(Coverage {
+        covered: vec![("101".into(), true), ("102".into(), true)],
+    });
+    tokio::time::timeout(Duration::from_secs(5), mapped.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *mapped.borrow_and_update(),
+        vec!["101".to_owned(), "102".to_owned()]
+    );
+    // A change that maps to the same ids wakes nobody.
+    tx.send_replace(Coverage {
+        covered: vec![
+            ("101".into(), true),
+            ("102".into(), true),
+            ("103".into(), false),
+        ],
+    });
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    assert!(!mapped.has_changed().unwrap());
+    // The source gone: the forwarder ends, the last ids stay.
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(5), join)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mapped.borrow().len(), 2);
+}
+
+#[tokio::test]
+async fn an_extension_filter_refused_on_put_is_dropped_and_a_vanished_one_is_recreated() {
+    let e = env().await;
+    let vm = |ext: &str| format!("/restapi/v1.0/account/~/extension/{ext}/voicemail");
+    let exts: Vec<String> = (101..106).map(|i| i.to_string()).collect();
+    let (tx, rx) = tokio::sync::watch::channel(exts.clone());
+    let mut ctx = e.ctx("replica-a").with_extensions(rx);
+    ctx.max_filters_per_subscription = 6;
+    let mut k = Keeper::new(ctx);
+    assert_eq!(k.start().await.state, CoverageState::Covered);
+    // Sessions, call log, reminder + 3 extensions; then the reminder + 2.
+    let subs = e.api.with(|s| s.subs.clone());
+    assert_eq!(subs.len(), 2);
+    assert!(
+        subs.iter()
+            .all(|s| s.event_filters.iter().any(|f| f == REMINDER))
+    );
+    assert!(
+        !subs[0]
+            .event_filters
+            .iter()
+            .any(|f| f.ends_with("extension/~/voicemail")),
+        "the user's own voicemail filter gives way to the extensions' ones"
+    );
+    assert_eq!(e.api.count("create"), 2);
+
+    // 106 is refused (SUB-508) by the PUT that adds it: dropped, the PUT retried.
+    e.api.with(|s| s.refuse = vec![vm("106")]);
+    let mut more = exts.clone();
+    more.push("106".into());
+    tx.send_replace(more);
+    assert_eq!(
+        k.step(Trigger::Reconcile).await.state,
+        CoverageState::Covered
+    );
+    assert_eq!(e.api.count("update"), 2);
+    let status = k.status().clone();
+    assert!(
+        status
+            .refused_filters
+            .iter()
+            .any(|r| r.filter == vm("106") && r.reason.starts_with("SUB-508")),
+        "{:?}",
+        status.refused_filters
+    );
+    let ext = status.extensions.unwrap();
+    assert_eq!((ext.wanted, ext.covered, ext.subscriptions), (6, 5, 2));
+    // Next time it is not asked for again.
+    k.step(Trigger::Reconcile).await;
+    assert_eq!(e.api.count("update"), 2);
+    let ext = k.status().extensions.clone().unwrap();
+    assert_eq!((ext.wanted, ext.covered), (5, 5));
+
+    // The second one vanishes: recreated with the same extensions, and a gap.
+    let second = e.api.with(|s| s.subs[1].clone());
+    e.api.with(|s| s.subs.retain(|x| x.id != second.id));
+    assert_eq!(
+        k.step(Trigger::Reconcile).await.state,
+        CoverageState::Covered
+    );
+    let subs = e.api.with(|s| s.subs.clone());
+    assert_eq!(subs.len(), 2);
+    assert_ne!(subs[1].id, second.id);
+    assert_eq!(subs[1].event_filters, second.event_filters);
+    assert_eq!(e.gaps().await.len(), 1);
+    assert_eq!(e.gaps().await[0].cause, GapCause::Expired);
+}

@@ -199,7 +199,8 @@ pub struct SubscriptionSummary {
 /// How the account's extensions are covered by voicemail filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionCoverage {
-    /// Extensions to cover (minus those whose filter RingCentral refused).
+    /// Extensions the last reconcile set out to cover (minus those whose filter
+    /// RingCentral had refused before it).
     pub wanted: usize,
     /// Extensions whose voicemail filter an Active subscription carries.
     pub covered: usize,
@@ -809,6 +810,19 @@ impl Keeper {
             .iter()
             .map(|h| (h.id.clone(), h.token.clone()))
             .collect();
+        // Until the actions are done, only the valid subscriptions count as held.
+        self.held = p
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let s = slot.existing.as_ref()?;
+                tokens.get(&s.id).map(|t| HeldSub {
+                    id: s.id.clone(),
+                    token: t.clone(),
+                    sub: Some(s.clone()),
+                })
+            })
+            .collect();
         for (id, reason) in &p.deletes {
             self.fence().await?;
             tracing::info!(account = %self.ctx.account, %id, ?reason, "deleting subscription");
@@ -851,6 +865,15 @@ impl Keeper {
                     next.extend(kept);
                     failure = Some(e);
                 }
+            }
+        }
+        // Tokens of subscriptions no longer held (gone without a delete of ours) stop
+        // being current.
+        for id in tokens.keys() {
+            if !next.iter().any(|h| &h.id == id) {
+                self.ctx
+                    .tokens
+                    .retire(&self.ctx.account, id, self.ctx.clock.now());
             }
         }
         self.held = next;
