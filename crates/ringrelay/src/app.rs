@@ -135,8 +135,12 @@ impl Application {
             .await
             .context("cannot read stored subscriptions")?
         {
-            if let Some(token) = &record.verification_token {
-                tokens.set(&record.account, &record.id, token.clone(), now);
+            // Every subscription of the account (several when many extensions are covered).
+            for (id, token) in keeper::stored_tokens(store.as_ref(), &record)
+                .await
+                .context("cannot read stored subscriptions")?
+            {
+                tokens.set(&record.account, &id, token, now);
             }
         }
         let clock: Arc<dyn Clock> = options

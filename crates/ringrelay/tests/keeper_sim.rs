@@ -620,7 +620,19 @@ async fn two_hundred_extensions_get_their_voicemail_filter_exactly_once_in_few_s
     k.step(Trigger::Reconcile).await;
     assert_eq!(c.api.take(), vec!["list"]);
 
-    // A restart (fresh token registry) takes every subscription over from the store.
+    // A restart (fresh token registry) takes every subscription over from the store; the
+    // application registers them all before listening.
+    let record = c.w.store.subscription(&acme()).await.unwrap().unwrap();
+    let stored = ringrelay::keeper::stored_tokens(c.w.store.as_ref(), &record)
+        .await
+        .unwrap();
+    let stored_ids: Vec<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+    let listed: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored_ids, listed, "all five, in order");
     c.w.tokens.clear(&acme());
     let mut again = Keeper::new(c.ctx().with_clock(Arc::new(c.w.sim.clock())));
     assert_eq!(again.start().await.state, CoverageState::Covered);

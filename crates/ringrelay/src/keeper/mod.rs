@@ -35,7 +35,7 @@ use crate::ringcentral::{ApiError, CreateSubscription, RingCentral, Subscription
 
 pub use task::{
     Command, CoverageState, EXTRA_SUBSCRIPTIONS_CURSOR, ExtensionCoverage, Keeper, KeeperContext,
-    KeeperError, KeeperHandle, KeeperStatus, StepOutcome, map_extensions, spawn,
+    KeeperError, KeeperHandle, KeeperStatus, StepOutcome, map_extensions, spawn, stored_tokens,
 };
 
 /// The subscription calls the keeper makes (create, list, get, renew, delete).

@@ -350,6 +350,42 @@ struct SavedSub {
     token: String,
 }
 
+/// The ids and verification tokens of every subscription the keeper of `record`'s
+/// account holds, the record's own first, then those of [`EXTRA_SUBSCRIPTIONS_CURSOR`] (for
+/// registering them with the receiver at start).
+///
+/// # Errors
+/// On a store failure.
+pub async fn stored_tokens(
+    store: &dyn Store,
+    record: &SubscriptionRecord,
+) -> Result<Vec<(String, Secret)>, StoreError> {
+    Ok(stored(store, record).await?.0)
+}
+
+/// [`stored_tokens`] and the raw extras cursor.
+async fn stored(
+    store: &dyn Store,
+    record: &SubscriptionRecord,
+) -> Result<(Vec<(String, Secret)>, Option<String>), StoreError> {
+    let Some(token) = &record.verification_token else {
+        return Ok((Vec::new(), None));
+    };
+    let mut out = vec![(record.id.clone(), token.clone())];
+    let extras = store
+        .cursor(Some(&record.account), EXTRA_SUBSCRIPTIONS_CURSOR)
+        .await?;
+    if let Some(json) = &extras {
+        match serde_json::from_str::<Vec<SavedSub>>(json) {
+            Ok(saved) => out.extend(saved.into_iter().map(|s| (s.id, Secret::new(s.token)))),
+            Err(e) => {
+                tracing::warn!(account = %record.account, error = %e, "unreadable extra subscriptions cursor: their subscriptions will be replaced");
+            }
+        }
+    }
+    Ok((out, extras))
+}
+
 /// The account's own voicemail filter, replaced by per-extension ones when extensions are
 /// covered.
 const OWN_VOICEMAIL: &str = "/restapi/v1.0/account/~/extension/~/voicemail";
@@ -608,38 +644,22 @@ impl Keeper {
         let now = self.ctx.clock.now();
         let mut held = Vec::new();
         if let Some(record) = self.ctx.store.subscription(&self.ctx.account).await? {
-            for f in record.disabled_filters {
+            for f in &record.disabled_filters {
                 if !self.refused.iter().any(|r| r.filter == f.filter) {
-                    self.refused.push(f);
+                    self.refused.push(f.clone());
                 }
             }
-            if let Some(token) = record.verification_token {
-                held.push(HeldSub {
-                    id: record.id,
+            let (tokens, extras) = stored(self.ctx.store.as_ref(), &record).await?;
+            held = tokens
+                .into_iter()
+                .map(|(id, token)| HeldSub {
+                    id,
                     token,
                     sub: None,
-                });
-            }
+                })
+                .collect();
+            self.saved_extras = extras;
         }
-        let extras = self
-            .ctx
-            .store
-            .cursor(Some(&self.ctx.account), EXTRA_SUBSCRIPTIONS_CURSOR)
-            .await?;
-        if let Some(json) = &extras {
-            match serde_json::from_str::<Vec<SavedSub>>(json) {
-                Ok(saved) if !held.is_empty() => held.extend(saved.into_iter().map(|s| HeldSub {
-                    id: s.id,
-                    token: Secret::new(s.token),
-                    sub: None,
-                })),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(account = %self.ctx.account, error = %e, "unreadable extra subscriptions cursor: their subscriptions will be replaced");
-                }
-            }
-        }
-        self.saved_extras = extras;
         for h in &held {
             self.ctx
                 .tokens
