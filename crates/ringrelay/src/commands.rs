@@ -224,11 +224,21 @@ pub async fn subscriptions(
     let account = account(settings, account_id)?;
     let client = client(account)?;
     let store = open(settings).await?;
-    let ours_id = store
+    let record = store
         .subscription(&account.id)
         .await
-        .context("cannot read the stored subscription")?
-        .map(|r| r.id);
+        .context("cannot read the stored subscription")?;
+    // Every subscription the keeper holds (several when extensions are covered).
+    let held: Vec<String> = match &record {
+        Some(r) => crate::keeper::stored_tokens(store.as_ref(), r)
+            .await
+            .context("cannot read the stored subscriptions")?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let ours_id = record.map(|r| r.id);
     let address = settings.server.webhook_url(&account.id).to_string();
     let list = client
         .list_subscriptions()
@@ -240,7 +250,7 @@ pub async fn subscriptions(
             let mut t = Table::new(&["ID", "STATUS", "EXPIRES", "ADDRESS", "OURS"]);
             for s in &list {
                 let at_ours = s.address.as_deref() == Some(address.as_str());
-                let ours = if Some(&s.id) == ours_id.as_ref() {
+                let ours = if held.contains(&s.id) {
                     "current"
                 } else if at_ours {
                     "stray"
@@ -258,18 +268,23 @@ pub async fn subscriptions(
             out.push_str(&t.render());
         }
         SubscriptionsAction::Renew => {
-            let id = ours_id.ok_or_else(|| {
-                anyhow!("{account_id} has no subscription yet: `ringrelay serve` creates one")
-            })?;
-            let s = client
-                .renew_subscription(&id)
-                .await
-                .with_context(|| format!("RingCentral refused to renew {id}; `ringrelay subscriptions recreate --account {account_id}` replaces it"))?;
-            let _ = writeln!(
-                out,
-                "renewed {id}: {:?}, expires {}",
-                s.status, s.expires_at
-            );
+            let Some(first) = ours_id else {
+                return Err(anyhow!(
+                    "{account_id} has no subscription yet: `ringrelay serve` creates one"
+                ));
+            };
+            let ids = if held.is_empty() { vec![first] } else { held };
+            for id in &ids {
+                let s = client
+                    .renew_subscription(id)
+                    .await
+                    .with_context(|| format!("RingCentral refused to renew {id}; `ringrelay subscriptions recreate --account {account_id}` replaces it"))?;
+                let _ = writeln!(
+                    out,
+                    "renewed {id}: {:?}, expires {}",
+                    s.status, s.expires_at
+                );
+            }
         }
         SubscriptionsAction::Recreate => {
             match &ours_id {
@@ -292,7 +307,7 @@ pub async fn subscriptions(
             let mut deleted = 0;
             for s in &list {
                 let at_ours = s.address.as_deref() == Some(address.as_str());
-                let current = Some(&s.id) == ours_id.as_ref();
+                let current = held.contains(&s.id);
                 let dead = s.status != SubscriptionStatus::Active;
                 if at_ours && (!current || dead) {
                     client

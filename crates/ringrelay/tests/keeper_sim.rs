@@ -781,3 +781,78 @@ async fn the_subscription_limit_leaves_extensions_out_and_status_says_why() {
     assert!(k.status().last_error.is_none(), "no SUB-505 was provoked");
     c.w.stop().await;
 }
+
+#[tokio::test]
+async fn the_cli_and_check_treat_every_held_subscription_as_ours_and_strays_as_strays() {
+    let c = company(0).await;
+    let mut k = Keeper::new(c.ctx());
+    k.start().await;
+    let held: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(held.len(), 5);
+    let stray =
+        c.w.api
+            .create(&CreateSubscription {
+                event_filters: vec![SESSIONS.to_owned()],
+                address: c.w.address("acme"),
+                expires_in: WEEK,
+                verification_token: None,
+            })
+            .await
+            .unwrap()
+            .id;
+    let text = format!(
+        "[server]\npublic_url = \"{}\"\n[store]\nurl = \"sqlite://{}\"\n[[accounts]]\nid = \"acme\"\nserver = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\njwt = \"{}\"\n",
+        c.w.base,
+        c.w._dir.path().join("k.db").display(),
+        c.w.sim.base_url(),
+        c.w.sim.config().client_id,
+        c.w.sim.config().client_secret,
+        c.w.sim.accounts()[0].jwt,
+    );
+    let settings = ringrelay::config::load(&text, &std::collections::HashMap::new()).unwrap();
+    use ringrelay::commands::{SubscriptionsAction, subscriptions};
+    let list = subscriptions(&settings, "acme", SubscriptionsAction::List)
+        .await
+        .unwrap();
+    for id in &held {
+        let line = list.lines().find(|l| l.contains(id.as_str())).unwrap();
+        assert!(line.trim_end().ends_with("current"), "{line}");
+    }
+    let line = list.lines().find(|l| l.contains(stray.as_str())).unwrap();
+    assert!(line.trim_end().ends_with("stray"), "{line}");
+
+    // `check`: five subscriptions sharing no filter are fine; the stray shares one.
+    let report = ringrelay::check::check_account(&settings, &settings.accounts[0]).await;
+    let text: Vec<&str> = report.findings.iter().map(|f| f.text.as_str()).collect();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.problem && f.text.contains("some events arrive 2 times")),
+        "{text:#?}"
+    );
+
+    let out = subscriptions(&settings, "acme", SubscriptionsAction::Cleanup)
+        .await
+        .unwrap();
+    assert!(out.contains("1 deleted"), "{out}");
+    let left: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, held);
+    let report = ringrelay::check::check_account(&settings, &settings.accounts[0]).await;
+    assert!(
+        report.findings.iter().any(|f| !f.problem
+            && f.text.contains("5 subscriptions point at")
+            && f.text.contains("sharing no filter")),
+        "{:#?}",
+        report.findings
+    );
+    c.w.stop().await;
+}

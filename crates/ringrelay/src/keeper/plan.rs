@@ -283,6 +283,25 @@ fn set_key(filter: &str) -> String {
     }
 }
 
+/// The most subscriptions of `subs` that share one filter (the renewal reminder aside):
+/// above 1, those events arrive that many times. Subscriptions that split the extensions'
+/// voicemail filters between them share none.
+pub fn overlap(subs: &[&Subscription]) -> usize {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for s in subs {
+        let keys: BTreeSet<String> = s
+            .event_filters
+            .iter()
+            .filter(|f| !is_reminder(f))
+            .map(|f| set_key(f))
+            .collect();
+        for k in keys {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    counts.into_values().max().unwrap_or(0)
+}
+
 /// What the account wants across all its subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredSet {
@@ -913,6 +932,19 @@ mod tests {
             voicemail_extension(&extension_voicemail_filter("42")),
             Some("42")
         );
+    }
+
+    #[test]
+    fn packed_subscriptions_do_not_overlap_but_duplicates_do() {
+        let now = Utc::now();
+        let d = set(exts(0..100), 50);
+        let (listed, _) = carry_out(&d, &plan_set(&d, &[], &[], now, None), now);
+        let refs: Vec<&Subscription> = listed.iter().collect();
+        assert_eq!(refs.len(), 3);
+        assert_eq!(overlap(&refs), 1, "only the reminder is shared");
+        let twice = [&listed[0], &listed[1], &listed[0]];
+        assert_eq!(overlap(&twice), 2);
+        assert_eq!(overlap(&[]), 0);
     }
 
     #[test]
