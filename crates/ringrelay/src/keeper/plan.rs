@@ -524,6 +524,8 @@ pub fn plan_set(
     let mut uncovered = Vec::new();
     // (existing, extensions) per slot, from what we hold.
     let mut slots: Vec<(Option<Subscription>, Vec<String>)> = Vec::new();
+    let mut seen_ids = BTreeSet::new();
+    let held: Vec<&Held> = held.iter().filter(|h| seen_ids.insert(&h.id)).collect();
     for (i, h) in held.iter().enumerate() {
         let scope = |exts: &[String]| (i > 0).then(|| exts.to_vec());
         match ours.iter().find(|s| s.id == h.id) {

@@ -898,6 +898,13 @@ impl Keeper {
         }
         self.held = next;
         if let Some(e) = failure {
+            // Keep what was created (its token) across a restart, if the lease is ours.
+            if self.primary().is_some()
+                && self.fence().await.is_ok()
+                && let Err(save) = self.save(now).await
+            {
+                tracing::warn!(account = %self.ctx.account, error = %save, "could not store the subscriptions after a failed step");
+            }
             return Err(e);
         }
         self.fence().await?;
