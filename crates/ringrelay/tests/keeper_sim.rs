@@ -856,3 +856,64 @@ async fn the_cli_and_check_treat_every_held_subscription_as_ours_and_strays_as_s
     );
     c.w.stop().await;
 }
+
+#[tokio::test]
+async fn thirty_days_of_renewals_keep_all_five_subscriptions_and_a_stray_goes() {
+    let c = company(0).await;
+    let stray =
+        c.w.api
+            .create(&CreateSubscription {
+                event_filters: vec![SESSIONS.to_owned()],
+                address: c.w.address("acme"),
+                expires_in: WEEK,
+                verification_token: Some(Secret::new("left-over-token")),
+            })
+            .await
+            .unwrap()
+            .id;
+    let mut k = Keeper::new(c.ctx());
+    assert_eq!(k.start().await.state, CoverageState::Covered);
+    let ids: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(!ids.contains(&stray), "the stray was deleted");
+    c.api.take();
+    for _ in 0..(30 * 4) {
+        c.w.sim.advance(Duration::from_secs(6 * 3600)).await;
+        k.step(Trigger::Timer).await;
+        assert_eq!(k.status().state, CoverageState::Covered, "{:?}", k.status());
+    }
+    let now_ids: Vec<String> = c
+        .ours()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(now_ids, ids, "the same five, never recreated");
+    assert!(c.ours().iter().all(|s| s["status"] == "Active"));
+    let calls = c.api.take();
+    assert!(
+        !calls
+            .iter()
+            .any(|x| x == "create" || x.starts_with("delete"))
+    );
+    // Each was renewed at least four times (every 56 h of a 7-day lifetime).
+    for id in &ids {
+        let renewals = calls
+            .iter()
+            .filter(|x| **x == format!("renew {id}"))
+            .count();
+        assert!(renewals >= 4, "{id}: {renewals}");
+    }
+    assert!(
+        c.w.store
+            .gaps(Some(&acme()), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(c.carried().len(), 200);
+    c.w.stop().await;
+}
