@@ -213,7 +213,7 @@ pub async fn check_account(settings: &Settings, account: &AccountSettings) -> Ac
             }
             // Several subscriptions are expected when extensions' voicemail filters are
             // spread over them; sharing a filter is not.
-            let times = crate::keeper::plan::overlap(&ours);
+            let times = crate::keeper::pack::overlap(&ours);
             if times > 1 {
                 findings.push(Finding::bad(format!(
                     "{} subscriptions point at {address}: some events arrive {times} times; the keeper deletes the strays",

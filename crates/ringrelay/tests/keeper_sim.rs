@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ringrelay::account::AccountId;
 use ringrelay::config::Secret;
-use ringrelay::keeper::plan::{normalize_filter, voicemail_extension};
+use ringrelay::keeper::pack::voicemail_extension;
+use ringrelay::keeper::plan::normalize_filter;
 use ringrelay::keeper::task::Trigger;
 use ringrelay::keeper::{CoverageState, Keeper, KeeperContext, SubscriptionApi};
 use ringrelay::receiver::{self, ReceiverLimits, ReceiverState, TokenRegistry};

@@ -227,7 +227,7 @@ fn max_filters_per_subscription_defaults_overrides_and_is_checked() {
     let s = load("", &HashMap::new()).unwrap();
     assert_eq!(
         s.keeper.max_filters_per_subscription,
-        crate::keeper::plan::DEFAULT_MAX_FILTERS
+        crate::keeper::pack::DEFAULT_MAX_FILTERS
     );
     let s = load(
         "",

@@ -279,7 +279,7 @@ pub enum SinkKind {
 fn max_filters(c: &mut Check<'_>, raw: u64) -> usize {
     const RANGE: std::ops::RangeInclusive<u64> = 2..=10_000;
     if RANGE.contains(&raw) {
-        usize::try_from(raw).unwrap_or(crate::keeper::plan::DEFAULT_MAX_FILTERS)
+        usize::try_from(raw).unwrap_or(crate::keeper::pack::DEFAULT_MAX_FILTERS)
     } else {
         c.fail(
             "keeper.max_filters_per_subscription",
@@ -290,7 +290,7 @@ fn max_filters(c: &mut Check<'_>, raw: u64) -> usize {
                 RANGE.end()
             ),
         );
-        crate::keeper::plan::DEFAULT_MAX_FILTERS
+        crate::keeper::pack::DEFAULT_MAX_FILTERS
     }
 }
 

@@ -187,7 +187,7 @@ mod tests {
             covered: 145,
             subscriptions: 3,
             max_filters_per_subscription: 50,
-            over_limit: Some(crate::keeper::plan::OverLimit {
+            over_limit: Some(crate::keeper::pack::OverLimit {
                 needed: 5,
                 allowed: 3,
                 extensions: (0..55).map(|i| format!("{}", 1000 + i)).collect(),

@@ -4,8 +4,8 @@
 //! Active, updated (`PUT`) when the covered extensions change, and a coverage ledger of
 //! every interval in which the account was not covered.
 //!
-//! - [`plan`]: pure decisions (create, renew, update, delete, keep, packing) from what
-//!   RingCentral lists.
+//! - [`plan`]: pure decisions (create, renew, delete, keep) from what RingCentral lists.
+//! - [`pack`]: the same for several subscriptions, packing extensions' voicemail filters.
 //! - [`backoff`]: retry delays with jitter after failures.
 //! - [`explain`]: plain-words explanations for `status` and `check`.
 //! - [`gaps`]: the coverage ledger on top of the store.
@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod explain;
 pub mod extensions;
 pub mod gaps;
+pub mod pack;
 pub mod plan;
 pub mod task;
 

@@ -5,6 +5,11 @@
 //! store lease `keeper:{account}`; a keeper that cannot hold it stands by, and one whose
 //! lease changed hands (new fence) starts over as a newcomer would. Every write that acts on
 //! RingCentral or the subscription record is preceded by that lease check.
+//!
+//! The keeper holds one subscription, or several when it follows covered extensions
+//! ([`KeeperContext::extensions`]): the first is stored as the account's subscription
+//! record, the others (ids and tokens, in order) in the store cursor
+//! [`EXTRA_SUBSCRIPTIONS_CURSOR`]. A change of the covered extensions wakes the task.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,23 +18,28 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::gaps::Ledger;
-use super::plan::{self, DesiredSet, SlotAction, SlotPlan, normalize_filter};
+use super::pack::{self, DesiredSet, SlotAction};
+use super::plan::{self, normalize_filter};
 use super::{SubscriptionApi, TokenSink, explain};
 use crate::account::AccountId;
 use crate::config::{AccountSettings, Secret, Settings};
-use crate::receiver::StrayReport;
-use crate::ringcentral::{
-    ApiError, Clock, CreateSubscription, Subscription, SubscriptionStatus, SystemClock,
-};
-use crate::store::{
-    CursorUpdate, DisabledFilter, Gap, GapCause, Lease, Store, StoreError, SubscriptionRecord,
-    chrono_duration,
-};
+use crate::ringcentral::{ApiError, Clock, Subscription, SubscriptionStatus, SystemClock};
+use crate::store::{DisabledFilter, GapCause, Lease, Store, StoreError, chrono_duration};
+
+mod actions;
+mod held;
+mod run;
+mod status;
+
+use held::stored;
+pub use held::{EXTRA_SUBSCRIPTIONS_CURSOR, stored_tokens};
+pub use run::{Command, KeeperHandle, map_extensions, spawn};
+use status::summary;
+pub use status::{CoverageState, ExtensionCoverage, KeeperStatus, SubscriptionSummary};
 
 /// Length of a generated verification token (RingCentral allows up to 64 characters).
 const TOKEN_LEN: usize = 48;
@@ -167,102 +177,6 @@ impl KeeperContext {
     }
 }
 
-/// Whether the account is covered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CoverageState {
-    /// Not checked yet.
-    Starting,
-    /// An Active subscription of ours is confirmed.
-    Covered,
-    /// No Active subscription (a gap is open).
-    Uncovered,
-    /// Another replica holds the account's lease.
-    Standby {
-        /// The lease holder, when known.
-        holder: String,
-    },
-}
-
-/// The kept subscription, as shown in `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionSummary {
-    /// Its id.
-    pub id: String,
-    /// Its status.
-    pub status: String,
-    /// When it expires.
-    pub expires_at: DateTime<Utc>,
-    /// When the keeper renews it.
-    pub renew_at: DateTime<Utc>,
-}
-
-/// How the account's extensions are covered by voicemail filters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionCoverage {
-    /// Extensions the last reconcile set out to cover (minus those whose filter
-    /// RingCentral had refused before it).
-    pub wanted: usize,
-    /// Extensions whose voicemail filter an Active subscription carries.
-    pub covered: usize,
-    /// Subscriptions the account uses.
-    pub subscriptions: usize,
-    /// The configured maximum of filters per subscription.
-    pub max_filters_per_subscription: usize,
-    /// Set when RingCentral's subscription limit leaves extensions out.
-    pub over_limit: Option<plan::OverLimit>,
-}
-
-/// A keeper's state for the status page and `check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeeperStatus {
-    /// The account.
-    pub account: AccountId,
-    /// Covered or not.
-    pub state: CoverageState,
-    /// The kept subscription (the first one, carrying the account-level filters).
-    pub subscription: Option<SubscriptionSummary>,
-    /// Every kept subscription, the first one first.
-    pub subscriptions: Vec<SubscriptionSummary>,
-    /// The extensions' voicemail coverage; `None` when only the account's own filters
-    /// are kept.
-    pub extensions: Option<ExtensionCoverage>,
-    /// Filters RingCentral refused, with why.
-    pub refused_filters: Vec<DisabledFilter>,
-    /// The last failure, in plain words; `None` after a success.
-    pub last_error: Option<String>,
-    /// Consecutive failures.
-    pub failures: u32,
-    /// When the keeper acts next.
-    pub next_attempt: Option<DateTime<Utc>>,
-    /// The open coverage gap, if any.
-    pub open_gap: Option<Gap>,
-    /// When this status was computed.
-    pub checked_at: Option<DateTime<Utc>>,
-}
-
-impl KeeperStatus {
-    fn starting(account: AccountId) -> Self {
-        Self {
-            account,
-            state: CoverageState::Starting,
-            subscription: None,
-            subscriptions: Vec::new(),
-            extensions: None,
-            refused_filters: Vec::new(),
-            last_error: None,
-            failures: 0,
-            next_attempt: None,
-            open_gap: None,
-            checked_at: None,
-        }
-    }
-
-    /// The status in plain words, as of `now`.
-    pub fn explain(&self, now: DateTime<Utc>) -> Vec<String> {
-        explain::status(self, now)
-    }
-}
-
 /// What started a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -306,7 +220,7 @@ pub struct Keeper {
     /// account-level filters).
     held: Vec<HeldSub>,
     /// Extensions left out by the subscription limit.
-    over_limit: Option<plan::OverLimit>,
+    over_limit: Option<pack::OverLimit>,
     /// The extensions the last reconcile planned for.
     planned_extensions: Vec<String>,
     /// What the extras cursor holds (to skip rewriting it unchanged).
@@ -339,65 +253,9 @@ fn mentions(message: &str, filter: &str) -> bool {
     message.contains(filter) || message.contains(path) || message.contains(&normalize_filter(path))
 }
 
-/// The store cursor holding the account's further subscriptions (ids and tokens, in
-/// slot order; the first one is the store's subscription record).
-pub const EXTRA_SUBSCRIPTIONS_CURSOR: &str = "keeper.subscriptions";
-
-/// One entry of [`EXTRA_SUBSCRIPTIONS_CURSOR`].
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedSub {
-    id: String,
-    token: String,
-}
-
-/// The ids and verification tokens of every subscription the keeper of `record`'s
-/// account holds, the record's own first, then those of [`EXTRA_SUBSCRIPTIONS_CURSOR`] (for
-/// registering them with the receiver at start).
-///
-/// # Errors
-/// On a store failure.
-pub async fn stored_tokens(
-    store: &dyn Store,
-    record: &SubscriptionRecord,
-) -> Result<Vec<(String, Secret)>, StoreError> {
-    Ok(stored(store, record).await?.0)
-}
-
-/// [`stored_tokens`] and the raw extras cursor.
-async fn stored(
-    store: &dyn Store,
-    record: &SubscriptionRecord,
-) -> Result<(Vec<(String, Secret)>, Option<String>), StoreError> {
-    let Some(token) = &record.verification_token else {
-        return Ok((Vec::new(), None));
-    };
-    let mut out = vec![(record.id.clone(), token.clone())];
-    let extras = store
-        .cursor(Some(&record.account), EXTRA_SUBSCRIPTIONS_CURSOR)
-        .await?;
-    if let Some(json) = &extras {
-        match serde_json::from_str::<Vec<SavedSub>>(json) {
-            Ok(saved) => out.extend(saved.into_iter().map(|s| (s.id, Secret::new(s.token)))),
-            Err(e) => {
-                tracing::warn!(account = %record.account, error = %e, "unreadable extra subscriptions cursor: their subscriptions will be replaced");
-            }
-        }
-    }
-    Ok((out, extras))
-}
-
 /// The account's own voicemail filter, replaced by per-extension ones when extensions are
 /// covered.
 const OWN_VOICEMAIL: &str = "/restapi/v1.0/account/~/extension/~/voicemail";
-
-fn summary(s: &Subscription, renew_before: Duration) -> SubscriptionSummary {
-    SubscriptionSummary {
-        id: s.id.clone(),
-        status: s.status.to_string(),
-        expires_at: s.expires_at,
-        renew_at: plan::renew_at(s, renew_before),
-    }
-}
 
 impl Keeper {
     /// A keeper that has not started yet.
@@ -545,7 +403,7 @@ impl Keeper {
             .iter()
             .filter_map(|h| h.sub.as_ref())
             .filter(|s| s.status == SubscriptionStatus::Active)
-            .flat_map(plan::extensions_of)
+            .flat_map(pack::extensions_of)
             .collect();
         let covered = wanted.iter().filter(|e| carried.contains(*e)).count();
         Some(ExtensionCoverage {
@@ -682,7 +540,7 @@ impl Keeper {
                 !self
                     .refused_extensions
                     .iter()
-                    .any(|r| plan::voicemail_extension(&r.filter) == Some(e.as_str()))
+                    .any(|r| pack::voicemail_extension(&r.filter) == Some(e.as_str()))
             })
             .cloned()
             .collect();
@@ -711,7 +569,7 @@ impl Keeper {
             .collect();
         let reminder = account_filters
             .iter()
-            .find(|f| plan::is_reminder(f))
+            .find(|f| pack::is_reminder(f))
             .cloned();
         DesiredSet {
             address: self.ctx.address.clone(),
@@ -728,7 +586,7 @@ impl Keeper {
     /// per-extension voicemail filter leaves that extension out (and is shown in status).
     fn remember_refusals(&mut self, sub: &Subscription, packed: bool) {
         for d in &sub.disabled_filters {
-            let list = if packed && plan::voicemail_extension(&d.filter).is_some() {
+            let list = if packed && pack::voicemail_extension(&d.filter).is_some() {
                 &mut self.refused_extensions
             } else {
                 &mut self.refused
@@ -753,7 +611,7 @@ impl Keeper {
             filter,
             reason: format!("SUB-508: {message}"),
         };
-        if plan::voicemail_extension(&refusal.filter).is_some() {
+        if pack::voicemail_extension(&refusal.filter).is_some() {
             self.refused_extensions.push(refusal);
         } else {
             self.refused.push(refusal);
@@ -786,15 +644,15 @@ impl Keeper {
         let desired = self.desired();
         self.planned_extensions.clone_from(&desired.extensions);
         let packed = !desired.extensions.is_empty();
-        let held: Vec<plan::Held> = self
+        let held: Vec<pack::Held> = self
             .held
             .iter()
-            .map(|h| plan::Held {
+            .map(|h| pack::Held {
                 id: h.id.clone(),
                 last: h.sub.clone(),
             })
             .collect();
-        let mut p = plan::plan_set(&desired, &listed, &held, now, self.last_event);
+        let mut p = pack::plan_set(&desired, &listed, &held, now, self.last_event);
         // A first create opens no gap unless it fails (see `step`): nothing was missed yet.
         // The earliest start first: the ledger keeps the start of an open gap.
         p.uncovered.sort_by_key(|u| u.uncovered.since);
@@ -912,414 +770,9 @@ impl Keeper {
         self.ledger.covered(self.ctx.clock.now()).await?;
         Ok(StepState::Covered)
     }
-
-    /// Stores the first subscription as the account's record and the others in the
-    /// extras cursor.
-    async fn save(&mut self, now: DateTime<Utc>) -> Result<(), KeeperError> {
-        let Some((first, rest)) = self.held.split_first() else {
-            return Err(KeeperError::Store(StoreError::Other(
-                "no subscription after reconcile".to_owned(),
-            )));
-        };
-        let Some(cur) = &first.sub else {
-            return Err(KeeperError::Store(StoreError::Other(
-                "no subscription after reconcile".to_owned(),
-            )));
-        };
-        let record = SubscriptionRecord {
-            account: self.ctx.account.clone(),
-            id: cur.id.clone(),
-            status: cur.status.to_string(),
-            expires_at: cur.expires_at,
-            address: self.ctx.address.clone(),
-            verification_token: Some(first.token.clone()),
-            event_filters: cur.event_filters.clone(),
-            disabled_filters: self.refused.clone(),
-            created_at: cur.created_at.unwrap_or(now),
-            renewed_at: None,
-            last_error: None,
-        };
-        self.ctx.store.upsert_subscription(&record).await?;
-        let saved: Vec<SavedSub> = rest
-            .iter()
-            .map(|h| SavedSub {
-                id: h.id.clone(),
-                token: h.token.expose().to_owned(),
-            })
-            .collect();
-        let json = serde_json::to_string(&saved)
-            .map_err(|e| KeeperError::Store(StoreError::Other(e.to_string())))?;
-        let unchanged = self.saved_extras.as_deref() == Some(json.as_str())
-            || (self.saved_extras.is_none() && saved.is_empty());
-        if !unchanged {
-            self.ctx
-                .store
-                .set_cursor(&CursorUpdate {
-                    account: Some(self.ctx.account.clone()),
-                    name: EXTRA_SUBSCRIPTIONS_CURSOR.to_owned(),
-                    value: json.clone(),
-                })
-                .await?;
-            self.saved_extras = Some(json);
-        }
-        Ok(())
-    }
-
-    /// Carries out one slot's action. On failure, the subscription still held (if any)
-    /// comes back with the error.
-    async fn apply(
-        &mut self,
-        slot: SlotPlan,
-        tokens: &HashMap<String, Secret>,
-        in_use: &BTreeSet<String>,
-        now: DateTime<Utc>,
-        packed: bool,
-    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
-        let held = slot.existing.as_ref().and_then(|s| {
-            tokens.get(&s.id).map(|t| HeldSub {
-                id: s.id.clone(),
-                token: t.clone(),
-                sub: Some(s.clone()),
-            })
-        });
-        if let Err(e) = self.fence().await {
-            return Err((e, held));
-        }
-        let Some(held) = held else {
-            return self
-                .create(&slot.filters, in_use)
-                .await
-                .map_err(|e| (e, None));
-        };
-        let result = match slot.action {
-            SlotAction::Keep => return Ok(held),
-            SlotAction::Renew => self.ctx.api.renew(&held.id).await,
-            SlotAction::Update | SlotAction::Create => {
-                self.update(&held.id, &slot.filters, packed).await
-            }
-        };
-        match result {
-            Ok(s) if s.status == SubscriptionStatus::Active => {
-                self.remember_refusals(&s, packed);
-                Ok(HeldSub {
-                    sub: Some(s),
-                    ..held
-                })
-            }
-            Ok(s) => {
-                tracing::warn!(account = %self.ctx.account, id = %held.id, status = %s.status, "renewal returned a non-Active subscription: recreating");
-                self.replace(&held, now, &slot, in_use).await
-            }
-            Err(ApiError::NotFound { .. }) => {
-                tracing::warn!(account = %self.ctx.account, id = %held.id, "renewal found no subscription: recreating");
-                self.replace(&held, now, &slot, in_use).await
-            }
-            Err(e) => Err((e.into(), Some(held))),
-        }
-    }
-
-    /// A renewal or update failed for good: gap, delete, new subscription.
-    async fn replace(
-        &mut self,
-        held: &HeldSub,
-        now: DateTime<Utc>,
-        slot: &SlotPlan,
-        in_use: &BTreeSet<String>,
-    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
-        let since = held.sub.as_ref().map_or(now, |c| c.expires_at.min(now));
-        if !slot.extensions.is_empty() && slot.existing.is_some() {
-            tracing::warn!(account = %self.ctx.account, extensions = slot.extensions.len(), "recording an account-wide gap for a voicemail subscription");
-        }
-        let fail = |e: KeeperError| (e, None);
-        self.ledger
-            .uncovered(since, GapCause::RenewalFailed)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        match self.ctx.api.delete(&held.id).await {
-            Ok(()) | Err(ApiError::NotFound { .. }) => {}
-            Err(e) => return Err(fail(e.into())),
-        }
-        self.ctx
-            .tokens
-            .retire(&self.ctx.account, &held.id, self.ctx.clock.now());
-        self.create(&slot.filters, in_use).await.map_err(fail)
-    }
-
-    /// Replaces a subscription's filters (`PUT`, which also renews), dropping refused
-    /// filters (SUB-508).
-    async fn update(
-        &mut self,
-        id: &str,
-        filters: &[String],
-        packed: bool,
-    ) -> Result<Subscription, ApiError> {
-        let mut filters = filters.to_vec();
-        loop {
-            match self.ctx.api.update(id, &filters, self.ctx.expires_in).await {
-                Ok(s) => {
-                    tracing::info!(account = %self.ctx.account, %id, filters = filters.len(), "subscription filters updated");
-                    self.remember_refusals(&s, packed);
-                    return Ok(s);
-                }
-                Err(ApiError::InvalidFilters { message }) => {
-                    let refused = filters
-                        .iter()
-                        .position(|f| mentions(&message, f))
-                        .filter(|_| filters.len() > 1);
-                    let Some(i) = refused else {
-                        return Err(ApiError::InvalidFilters { message });
-                    };
-                    let filter = filters.remove(i);
-                    self.refuse(filter, &message);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Creates a subscription with `filters`, dropping refused filters (SUB-508) and
-    /// deleting our strays (not `in_use`) on SUB-505.
-    async fn create(
-        &mut self,
-        filters: &[String],
-        in_use: &BTreeSet<String>,
-    ) -> Result<HeldSub, KeeperError> {
-        let mut filters = filters.to_vec();
-        let mut limit_retried = false;
-        loop {
-            let token = new_token();
-            let request = CreateSubscription {
-                event_filters: filters.clone(),
-                address: self.ctx.address.clone(),
-                expires_in: self.ctx.expires_in,
-                verification_token: Some(token.clone()),
-            };
-            match self.ctx.api.create(&request).await {
-                Ok(sub) => {
-                    tracing::info!(account = %self.ctx.account, id = %sub.id, filters = filters.len(), "subscription created");
-                    let packed = filters
-                        .iter()
-                        .any(|f| plan::voicemail_extension(f).is_some());
-                    self.remember_refusals(&sub, packed);
-                    let now = self.ctx.clock.now();
-                    self.ctx
-                        .tokens
-                        .set(&self.ctx.account, &sub.id, token.clone(), now);
-                    return Ok(HeldSub {
-                        id: sub.id.clone(),
-                        token,
-                        sub: Some(sub),
-                    });
-                }
-                Err(ApiError::InvalidFilters { message }) => {
-                    let refused = filters
-                        .iter()
-                        .position(|f| mentions(&message, f))
-                        .filter(|_| filters.len() > 1);
-                    let Some(i) = refused else {
-                        return Err(ApiError::InvalidFilters { message }.into());
-                    };
-                    let filter = filters.remove(i);
-                    self.refuse(filter, &message);
-                }
-                Err(ApiError::SubscriptionLimit { message }) => {
-                    if limit_retried {
-                        return Err(ApiError::SubscriptionLimit { message }.into());
-                    }
-                    limit_retried = true;
-                    let listed = self.ctx.api.list().await?;
-                    let mut ours: Vec<&Subscription> = listed
-                        .iter()
-                        .filter(|s| plan::is_ours(s, &self.ctx.address))
-                        .collect();
-                    if ours.is_empty() {
-                        return Err(KeeperError::LimitByOthers {
-                            count: listed.len(),
-                        });
-                    }
-                    ours.retain(|s| !in_use.contains(&s.id));
-                    if ours.is_empty() {
-                        return Err(ApiError::SubscriptionLimit { message }.into());
-                    }
-                    ours.sort_by_key(|s| s.created_at);
-                    for s in ours {
-                        self.fence().await?;
-                        tracing::info!(account = %self.ctx.account, id = %s.id, "SUB-505: deleting our stray");
-                        match self.ctx.api.delete(&s.id).await {
-                            Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                        self.ctx
-                            .tokens
-                            .retire(&self.ctx.account, &s.id, self.ctx.clock.now());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
 }
 
 enum StepState {
     Covered,
     Standby(String),
-}
-
-/// A command for a running keeper.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Reconcile now.
-    Reconcile,
-    /// A renewal-reminder event arrived: renew now.
-    Reminder,
-    /// A notification arrived from a subscription that is not the account's current one.
-    Stray(StrayReport),
-    /// A notification for the account arrived at this time.
-    Event {
-        /// When.
-        at: DateTime<Utc>,
-    },
-}
-
-/// A running keeper.
-#[derive(Debug)]
-pub struct KeeperHandle {
-    commands: mpsc::Sender<Command>,
-    status: watch::Receiver<KeeperStatus>,
-    stop: tokio_util::sync::CancellationToken,
-    join: JoinHandle<()>,
-}
-
-impl KeeperHandle {
-    /// Sends a command; `false` when the keeper has stopped or its queue is full (a full
-    /// queue already holds a pending reconcile, so dropping is harmless).
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.try_send(command).is_ok()
-    }
-
-    /// The latest status.
-    pub fn status(&self) -> KeeperStatus {
-        self.status.borrow().clone()
-    }
-
-    /// A receiver that sees every status change.
-    pub fn watch(&self) -> watch::Receiver<KeeperStatus> {
-        self.status.clone()
-    }
-
-    /// Stops the keeper (heartbeat, lease release) and waits for it.
-    pub async fn shutdown(self) {
-        self.stop.cancel();
-        if let Err(e) = self.join.await {
-            tracing::error!(error = %e, "keeper task failed");
-        }
-    }
-}
-
-/// Maps any watch channel (e.g. extension discovery's coverage) to the covered extension
-/// ids a keeper follows ([`KeeperContext::with_extensions`]). The forwarding task ends
-/// when `source`'s sender is dropped or every receiver of the result is.
-pub fn map_extensions<T, F>(
-    mut source: watch::Receiver<T>,
-    f: F,
-) -> (watch::Receiver<Vec<String>>, JoinHandle<()>)
-where
-    T: Send + Sync + 'static,
-    F: Fn(&T) -> Vec<String> + Send + 'static,
-{
-    let (tx, rx) = watch::channel(f(&source.borrow_and_update()));
-    let join = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                changed = source.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let ids = f(&source.borrow_and_update());
-                    tx.send_if_modified(|cur| {
-                        if *cur == ids {
-                            false
-                        } else {
-                            *cur = ids;
-                            true
-                        }
-                    });
-                }
-                () = tx.closed() => return,
-            }
-        }
-    });
-    (rx, join)
-}
-
-/// Starts a keeper task for one account.
-pub fn spawn(ctx: KeeperContext) -> KeeperHandle {
-    let (tx, rx) = mpsc::channel(64);
-    let (status_tx, status_rx) = watch::channel(KeeperStatus::starting(ctx.account.clone()));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let join = tokio::spawn(Box::pin(run(Keeper::new(ctx), rx, status_tx, stop.clone())));
-    KeeperHandle {
-        commands: tx,
-        status: status_rx,
-        stop,
-        join,
-    }
-}
-
-async fn run(
-    mut keeper: Keeper,
-    mut commands: mpsc::Receiver<Command>,
-    status: watch::Sender<KeeperStatus>,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let clock = Arc::clone(&keeper.ctx.clock);
-    let spread = u64::try_from(keeper.ctx.start_spread.as_millis()).unwrap_or(u64::MAX);
-    if spread > 0 {
-        let delay = Duration::from_millis(rand::rng().random_range(0..=spread));
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = clock.sleep(delay) => {}
-        }
-    }
-    let mut outcome = tokio::select! {
-        () = stop.cancelled() => return,
-        o = keeper.start() => o,
-    };
-    status.send_replace(keeper.status().clone());
-    let mut extensions = keeper.ctx.extensions.clone();
-    loop {
-        let wake = keeper.next_wake(outcome.next_wake);
-        let wait = (wake - clock.now()).to_std().unwrap_or(Duration::ZERO);
-        let changed = async {
-            match extensions.as_mut() {
-                Some(rx) => rx.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
-        let trigger = tokio::select! {
-            () = stop.cancelled() => break,
-            () = clock.sleep(wait) => Trigger::Timer,
-            still = changed => {
-                if !still {
-                    // The publisher is gone: keep the last list, stop watching.
-                    extensions = None;
-                }
-                Trigger::Reconcile
-            }
-            cmd = commands.recv() => match cmd {
-                None => break,
-                Some(Command::Reconcile | Command::Stray(_)) => Trigger::Reconcile,
-                Some(Command::Reminder) => Trigger::Reminder,
-                Some(Command::Event { at }) => {
-                    keeper.note_event(at);
-                    continue;
-                }
-            },
-        };
-        outcome = keeper.step(trigger).await;
-        status.send_replace(keeper.status().clone());
-    }
-    if let Err(e) = keeper.shutdown().await {
-        tracing::warn!(error = %e, "keeper shutdown could not record its heartbeat");
-    }
 }

@@ -1,0 +1,209 @@
+//! Carrying out a slot's plan: renew, update (`PUT`), recreate, create, with SUB-508 and
+//! SUB-505 handling.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::super::pack::{self, SlotAction, SlotPlan};
+use super::super::plan;
+use super::{HeldSub, Keeper, KeeperError, mentions, new_token};
+use crate::config::Secret;
+use crate::ringcentral::{ApiError, CreateSubscription, Subscription, SubscriptionStatus};
+use crate::store::GapCause;
+
+impl Keeper {
+    /// Carries out one slot's action. On failure, the subscription still held (if any)
+    /// comes back with the error.
+    pub(super) async fn apply(
+        &mut self,
+        slot: SlotPlan,
+        tokens: &HashMap<String, Secret>,
+        in_use: &BTreeSet<String>,
+        now: DateTime<Utc>,
+        packed: bool,
+    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
+        let held = slot.existing.as_ref().and_then(|s| {
+            tokens.get(&s.id).map(|t| HeldSub {
+                id: s.id.clone(),
+                token: t.clone(),
+                sub: Some(s.clone()),
+            })
+        });
+        if let Err(e) = self.fence().await {
+            return Err((e, held));
+        }
+        let Some(held) = held else {
+            return self
+                .create(&slot.filters, in_use)
+                .await
+                .map_err(|e| (e, None));
+        };
+        let result = match slot.action {
+            SlotAction::Keep => return Ok(held),
+            SlotAction::Renew => self.ctx.api.renew(&held.id).await,
+            SlotAction::Update | SlotAction::Create => {
+                self.update(&held.id, &slot.filters, packed).await
+            }
+        };
+        match result {
+            Ok(s) if s.status == SubscriptionStatus::Active => {
+                self.remember_refusals(&s, packed);
+                Ok(HeldSub {
+                    sub: Some(s),
+                    ..held
+                })
+            }
+            Ok(s) => {
+                tracing::warn!(account = %self.ctx.account, id = %held.id, status = %s.status, "renewal returned a non-Active subscription: recreating");
+                self.replace(&held, now, &slot, in_use).await
+            }
+            Err(ApiError::NotFound { .. }) => {
+                tracing::warn!(account = %self.ctx.account, id = %held.id, "renewal found no subscription: recreating");
+                self.replace(&held, now, &slot, in_use).await
+            }
+            Err(e) => Err((e.into(), Some(held))),
+        }
+    }
+
+    /// A renewal or update failed for good: gap, delete, new subscription.
+    async fn replace(
+        &mut self,
+        held: &HeldSub,
+        now: DateTime<Utc>,
+        slot: &SlotPlan,
+        in_use: &BTreeSet<String>,
+    ) -> Result<HeldSub, (KeeperError, Option<HeldSub>)> {
+        let since = held.sub.as_ref().map_or(now, |c| c.expires_at.min(now));
+        if !slot.extensions.is_empty() && slot.existing.is_some() {
+            tracing::warn!(account = %self.ctx.account, extensions = slot.extensions.len(), "recording an account-wide gap for a voicemail subscription");
+        }
+        let fail = |e: KeeperError| (e, None);
+        self.ledger
+            .uncovered(since, GapCause::RenewalFailed)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        match self.ctx.api.delete(&held.id).await {
+            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+        self.ctx
+            .tokens
+            .retire(&self.ctx.account, &held.id, self.ctx.clock.now());
+        self.create(&slot.filters, in_use).await.map_err(fail)
+    }
+
+    /// Replaces a subscription's filters (`PUT`, which also renews), dropping refused
+    /// filters (SUB-508).
+    async fn update(
+        &mut self,
+        id: &str,
+        filters: &[String],
+        packed: bool,
+    ) -> Result<Subscription, ApiError> {
+        let mut filters = filters.to_vec();
+        loop {
+            match self.ctx.api.update(id, &filters, self.ctx.expires_in).await {
+                Ok(s) => {
+                    tracing::info!(account = %self.ctx.account, %id, filters = filters.len(), "subscription filters updated");
+                    self.remember_refusals(&s, packed);
+                    return Ok(s);
+                }
+                Err(ApiError::InvalidFilters { message }) => {
+                    let refused = filters
+                        .iter()
+                        .position(|f| mentions(&message, f))
+                        .filter(|_| filters.len() > 1);
+                    let Some(i) = refused else {
+                        return Err(ApiError::InvalidFilters { message });
+                    };
+                    let filter = filters.remove(i);
+                    self.refuse(filter, &message);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates a subscription with `filters`, dropping refused filters (SUB-508) and
+    /// deleting our strays (not `in_use`) on SUB-505.
+    async fn create(
+        &mut self,
+        filters: &[String],
+        in_use: &BTreeSet<String>,
+    ) -> Result<HeldSub, KeeperError> {
+        let mut filters = filters.to_vec();
+        let mut limit_retried = false;
+        loop {
+            let token = new_token();
+            let request = CreateSubscription {
+                event_filters: filters.clone(),
+                address: self.ctx.address.clone(),
+                expires_in: self.ctx.expires_in,
+                verification_token: Some(token.clone()),
+            };
+            match self.ctx.api.create(&request).await {
+                Ok(sub) => {
+                    tracing::info!(account = %self.ctx.account, id = %sub.id, filters = filters.len(), "subscription created");
+                    let packed = filters
+                        .iter()
+                        .any(|f| pack::voicemail_extension(f).is_some());
+                    self.remember_refusals(&sub, packed);
+                    let now = self.ctx.clock.now();
+                    self.ctx
+                        .tokens
+                        .set(&self.ctx.account, &sub.id, token.clone(), now);
+                    return Ok(HeldSub {
+                        id: sub.id.clone(),
+                        token,
+                        sub: Some(sub),
+                    });
+                }
+                Err(ApiError::InvalidFilters { message }) => {
+                    let refused = filters
+                        .iter()
+                        .position(|f| mentions(&message, f))
+                        .filter(|_| filters.len() > 1);
+                    let Some(i) = refused else {
+                        return Err(ApiError::InvalidFilters { message }.into());
+                    };
+                    let filter = filters.remove(i);
+                    self.refuse(filter, &message);
+                }
+                Err(ApiError::SubscriptionLimit { message }) => {
+                    if limit_retried {
+                        return Err(ApiError::SubscriptionLimit { message }.into());
+                    }
+                    limit_retried = true;
+                    let listed = self.ctx.api.list().await?;
+                    let mut ours: Vec<&Subscription> = listed
+                        .iter()
+                        .filter(|s| plan::is_ours(s, &self.ctx.address))
+                        .collect();
+                    if ours.is_empty() {
+                        return Err(KeeperError::LimitByOthers {
+                            count: listed.len(),
+                        });
+                    }
+                    ours.retain(|s| !in_use.contains(&s.id));
+                    if ours.is_empty() {
+                        return Err(ApiError::SubscriptionLimit { message }.into());
+                    }
+                    ours.sort_by_key(|s| s.created_at);
+                    for s in ours {
+                        self.fence().await?;
+                        tracing::info!(account = %self.ctx.account, id = %s.id, "SUB-505: deleting our stray");
+                        match self.ctx.api.delete(&s.id).await {
+                            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        self.ctx
+                            .tokens
+                            .retire(&self.ctx.account, &s.id, self.ctx.clock.now());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
