@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::super::pack::{self, SlotAction, SlotPlan};
+use super::super::pack::{self, SetPlan, SlotAction, SlotPlan};
 use super::super::plan;
 use super::{HeldSub, Keeper, KeeperError, mentions, new_token};
 use crate::config::Secret;
@@ -13,6 +13,99 @@ use crate::ringcentral::{ApiError, CreateSubscription, Subscription, Subscriptio
 use crate::store::GapCause;
 
 impl Keeper {
+    /// Carries out a plan: deletes first, then each slot in order. On a failure, what is
+    /// held so far stays held (and stored, when the first subscription is there).
+    pub(super) async fn execute(
+        &mut self,
+        p: SetPlan,
+        now: DateTime<Utc>,
+        packed: bool,
+    ) -> Result<(), KeeperError> {
+        let tokens: HashMap<String, Secret> = self
+            .held
+            .iter()
+            .map(|h| (h.id.clone(), h.token.clone()))
+            .collect();
+        // Until the actions are done, only the valid subscriptions count as held.
+        self.held = p
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let s = slot.existing.as_ref()?;
+                tokens.get(&s.id).map(|t| HeldSub {
+                    id: s.id.clone(),
+                    token: t.clone(),
+                    sub: Some(s.clone()),
+                })
+            })
+            .collect();
+        for (id, reason) in &p.deletes {
+            self.fence().await?;
+            tracing::info!(account = %self.ctx.account, %id, ?reason, "deleting subscription");
+            match self.ctx.api.delete(id).await {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.ctx
+                .tokens
+                .retire(&self.ctx.account, id, self.ctx.clock.now());
+        }
+        // Our subscriptions in use: never deleted to make room for a create.
+        let mut in_use: BTreeSet<String> = p
+            .slots
+            .iter()
+            .filter_map(|s| s.existing.as_ref().map(|e| e.id.clone()))
+            .collect();
+        let mut next: Vec<HeldSub> = Vec::new();
+        let mut failure = None;
+        for slot in p.slots {
+            if failure.is_some() {
+                // Keep holding what was not touched.
+                if let Some(s) = slot.existing
+                    && let Some(token) = tokens.get(&s.id)
+                {
+                    next.push(HeldSub {
+                        id: s.id.clone(),
+                        token: token.clone(),
+                        sub: Some(s),
+                    });
+                }
+                continue;
+            }
+            match self.apply(slot, &tokens, &in_use, now, packed).await {
+                Ok(h) => {
+                    in_use.insert(h.id.clone());
+                    next.push(h);
+                }
+                Err((e, kept)) => {
+                    next.extend(kept);
+                    failure = Some(e);
+                }
+            }
+        }
+        // Tokens of subscriptions no longer held (gone without a delete of ours) stop
+        // being current.
+        for id in tokens.keys() {
+            if !next.iter().any(|h| &h.id == id) {
+                self.ctx
+                    .tokens
+                    .retire(&self.ctx.account, id, self.ctx.clock.now());
+            }
+        }
+        self.held = next;
+        if let Some(e) = failure {
+            // Keep what was created (its token) across a restart, if the lease is ours.
+            if self.primary().is_some()
+                && self.fence().await.is_ok()
+                && let Err(save) = self.save(now).await
+            {
+                tracing::warn!(account = %self.ctx.account, error = %save, "could not store the subscriptions after a failed step");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Carries out one slot's action. On failure, the subscription still held (if any)
     /// comes back with the error.
     pub(super) async fn apply(

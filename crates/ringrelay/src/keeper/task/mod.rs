@@ -11,7 +11,6 @@
 //! record, the others (ids and tokens, in order) in the store cursor
 //! [`EXTRA_SUBSCRIPTIONS_CURSOR`]. A change of the covered extensions wakes the task.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::gaps::Ledger;
-use super::pack::{self, DesiredSet, SlotAction};
+use super::pack::{self, SlotAction};
 use super::plan::{self, normalize_filter};
 use super::{SubscriptionApi, TokenSink, explain};
 use crate::account::AccountId;
@@ -31,6 +30,7 @@ use crate::ringcentral::{ApiError, Clock, Subscription, SubscriptionStatus, Syst
 use crate::store::{DisabledFilter, GapCause, Lease, Store, StoreError, chrono_duration};
 
 mod actions;
+mod desired;
 mod held;
 mod run;
 mod status;
@@ -527,97 +527,6 @@ impl Keeper {
         Ok(())
     }
 
-    /// The covered extensions, numeric order, minus those whose filter was refused.
-    fn wanted_extensions(&self) -> Vec<String> {
-        let Some(rx) = &self.ctx.extensions else {
-            return Vec::new();
-        };
-        let mut exts: Vec<String> = rx
-            .borrow()
-            .iter()
-            .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|e| {
-                !self
-                    .refused_extensions
-                    .iter()
-                    .any(|r| pack::voicemail_extension(&r.filter) == Some(e.as_str()))
-            })
-            .cloned()
-            .collect();
-        exts.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
-        exts.dedup();
-        exts
-    }
-
-    fn desired(&self) -> DesiredSet {
-        let refused: Vec<String> = self
-            .refused
-            .iter()
-            .map(|r| normalize_filter(&r.filter))
-            .collect();
-        let extensions = self.wanted_extensions();
-        let own_voicemail = normalize_filter(OWN_VOICEMAIL);
-        let account_filters: Vec<String> = self
-            .ctx
-            .event_filters
-            .iter()
-            .filter(|f| {
-                let n = normalize_filter(f);
-                !refused.contains(&n) && (extensions.is_empty() || n != own_voicemail)
-            })
-            .cloned()
-            .collect();
-        let reminder = account_filters
-            .iter()
-            .find(|f| pack::is_reminder(f))
-            .cloned();
-        DesiredSet {
-            address: self.ctx.address.clone(),
-            account_filters,
-            reminder,
-            extensions,
-            max_filters: self.ctx.max_filters_per_subscription,
-            expires_in: self.ctx.expires_in,
-            renew_before: self.ctx.renew_before,
-        }
-    }
-
-    /// Remembers filters `sub` lists as disabled. With extensions packed, a disabled
-    /// per-extension voicemail filter leaves that extension out (and is shown in status).
-    fn remember_refusals(&mut self, sub: &Subscription, packed: bool) {
-        for d in &sub.disabled_filters {
-            let list = if packed && pack::voicemail_extension(&d.filter).is_some() {
-                &mut self.refused_extensions
-            } else {
-                &mut self.refused
-            };
-            if !list.iter().any(|r| r.filter == d.filter) {
-                let reason = match &d.message {
-                    Some(m) if !m.is_empty() => format!("{}: {m}", d.reason),
-                    _ => d.reason.clone(),
-                };
-                list.push(DisabledFilter {
-                    filter: d.filter.clone(),
-                    reason,
-                });
-            }
-        }
-    }
-
-    /// Records a SUB-508 refusal of `filter`.
-    fn refuse(&mut self, filter: String, message: &str) {
-        tracing::warn!(account = %self.ctx.account, %filter, "filter refused: subscribing without it");
-        let refusal = DisabledFilter {
-            filter,
-            reason: format!("SUB-508: {message}"),
-        };
-        if pack::voicemail_extension(&refusal.filter).is_some() {
-            self.refused_extensions.push(refusal);
-        } else {
-            self.refused.push(refusal);
-        }
-    }
-
     async fn try_step(
         &mut self,
         trigger: Trigger,
@@ -627,18 +536,7 @@ impl Keeper {
             return Ok(StepState::Standby(holder));
         }
         if trigger == Trigger::Timer && self.silence_due().is_some_and(|at| at <= now) {
-            self.silence_checked = self.last_event;
-            if let Some(cur) = self.primary().cloned() {
-                match self.ctx.api.get(&cur.id).await {
-                    Ok(s) if s.status == SubscriptionStatus::Active && s.expires_at > now => {
-                        tracing::info!(account = %self.ctx.account, "silent, but the subscription is Active");
-                    }
-                    Ok(_) | Err(ApiError::NotFound { .. }) => {
-                        tracing::warn!(account = %self.ctx.account, "silent and the subscription is not Active: reconciling");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.silence_check(now).await?;
         }
         let listed = self.ctx.api.list().await?;
         let desired = self.desired();
@@ -653,20 +551,7 @@ impl Keeper {
             })
             .collect();
         let mut p = pack::plan_set(&desired, &listed, &held, now, self.last_event);
-        // A first create opens no gap unless it fails (see `step`): nothing was missed yet.
-        // The earliest start first: the ledger keeps the start of an open gap.
-        p.uncovered.sort_by_key(|u| u.uncovered.since);
-        for part in &p.uncovered {
-            let u = part.uncovered;
-            if u.cause == GapCause::CreatedLate {
-                continue;
-            }
-            if let Some(exts) = &part.extensions {
-                // The ledger is per account: the gap is recorded account-wide.
-                tracing::warn!(account = %self.ctx.account, cause = %u.cause, extensions = exts.len(), "a voicemail subscription was lost: recording an account-wide gap");
-            }
-            self.ledger.uncovered(u.since, u.cause).await?;
-        }
+        self.record_uncovered(&mut p.uncovered).await?;
         for slot in &p.slots {
             if let Some(s) = &slot.existing {
                 self.remember_refusals(s, packed);
@@ -683,92 +568,52 @@ impl Keeper {
                 }
             }
         }
-        let tokens: HashMap<String, Secret> = self
-            .held
-            .iter()
-            .map(|h| (h.id.clone(), h.token.clone()))
-            .collect();
-        // Until the actions are done, only the valid subscriptions count as held.
-        self.held = p
-            .slots
-            .iter()
-            .filter_map(|slot| {
-                let s = slot.existing.as_ref()?;
-                tokens.get(&s.id).map(|t| HeldSub {
-                    id: s.id.clone(),
-                    token: t.clone(),
-                    sub: Some(s.clone()),
-                })
-            })
-            .collect();
-        for (id, reason) in &p.deletes {
-            self.fence().await?;
-            tracing::info!(account = %self.ctx.account, %id, ?reason, "deleting subscription");
-            match self.ctx.api.delete(id).await {
-                Ok(()) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            self.ctx
-                .tokens
-                .retire(&self.ctx.account, id, self.ctx.clock.now());
-        }
-        // Our subscriptions in use: never deleted to make room for a create.
-        let mut in_use: BTreeSet<String> = p
-            .slots
-            .iter()
-            .filter_map(|s| s.existing.as_ref().map(|e| e.id.clone()))
-            .collect();
-        let mut next: Vec<HeldSub> = Vec::new();
-        let mut failure = None;
-        for slot in p.slots {
-            if failure.is_some() {
-                // Keep holding what was not touched.
-                if let Some(s) = slot.existing
-                    && let Some(token) = tokens.get(&s.id)
-                {
-                    next.push(HeldSub {
-                        id: s.id.clone(),
-                        token: token.clone(),
-                        sub: Some(s),
-                    });
-                }
-                continue;
-            }
-            match self.apply(slot, &tokens, &in_use, now, packed).await {
-                Ok(h) => {
-                    in_use.insert(h.id.clone());
-                    next.push(h);
-                }
-                Err((e, kept)) => {
-                    next.extend(kept);
-                    failure = Some(e);
-                }
-            }
-        }
-        // Tokens of subscriptions no longer held (gone without a delete of ours) stop
-        // being current.
-        for id in tokens.keys() {
-            if !next.iter().any(|h| &h.id == id) {
-                self.ctx
-                    .tokens
-                    .retire(&self.ctx.account, id, self.ctx.clock.now());
-            }
-        }
-        self.held = next;
-        if let Some(e) = failure {
-            // Keep what was created (its token) across a restart, if the lease is ours.
-            if self.primary().is_some()
-                && self.fence().await.is_ok()
-                && let Err(save) = self.save(now).await
-            {
-                tracing::warn!(account = %self.ctx.account, error = %save, "could not store the subscriptions after a failed step");
-            }
-            return Err(e);
-        }
+        self.execute(p, now, packed).await?;
         self.fence().await?;
         self.save(now).await?;
         self.ledger.covered(self.ctx.clock.now()).await?;
         Ok(StepState::Covered)
+    }
+
+    /// Silent for too long: reads the first subscription back (the reconcile that follows
+    /// repairs what is found).
+    async fn silence_check(&mut self, now: DateTime<Utc>) -> Result<(), KeeperError> {
+        self.silence_checked = self.last_event;
+        if let Some(cur) = self.primary().cloned() {
+            match self.ctx.api.get(&cur.id).await {
+                Ok(s) if s.status == SubscriptionStatus::Active && s.expires_at > now => {
+                    tracing::info!(account = %self.ctx.account, "silent, but the subscription is Active");
+                }
+                Ok(_) | Err(ApiError::NotFound { .. }) => {
+                    tracing::warn!(account = %self.ctx.account, "silent and the subscription is not Active: reconciling");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the gaps the plan found, earliest first (the ledger keeps the start of an
+    /// open gap).
+    async fn record_uncovered(
+        &mut self,
+        uncovered: &mut [pack::UncoveredPart],
+    ) -> Result<(), KeeperError> {
+        // A first create opens no gap unless it fails (see `step`): nothing was missed yet.
+        // The earliest start first: the ledger keeps the start of an open gap.
+        uncovered.sort_by_key(|u| u.uncovered.since);
+        for part in uncovered.iter() {
+            let u = part.uncovered;
+            if u.cause == GapCause::CreatedLate {
+                continue;
+            }
+            if let Some(exts) = &part.extensions {
+                // The ledger is per account: the gap is recorded account-wide.
+                tracing::warn!(account = %self.ctx.account, cause = %u.cause, extensions = exts.len(), "a voicemail subscription was lost: recording an account-wide gap");
+            }
+            self.ledger.uncovered(u.since, u.cause).await?;
+        }
+        Ok(())
     }
 }
 
