@@ -881,18 +881,20 @@ async fn another_watch_maps_into_the_covered_extensions_a_keeper_follows() {
     struct Coverage {
         covered: Vec<(String, bool)>,
     }
-    let ids = |c: &Coverage| -> Vec<String> {
-        c.covered
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(id, _)| id.clone())
-            .collect()
+    let ids = |c: &Coverage| -> Option<Vec<String>> {
+        Some(
+            c.covered
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        )
     };
     let (tx, rx) = tokio::sync::watch::channel(Coverage {
         covered: vec![("101".into(), true), ("102".into(), false)],
     });
     let (mut mapped, join) = ringrelay::keeper::map_extensions(rx, ids);
-    assert_eq!(*mapped.borrow_and_update(), vec!["101".to_owned()]);
+    assert_eq!(*mapped.borrow_and_update(), Some(vec!["101".to_owned()]));
     tx.send_replace(Coverage {
         covered: vec![("101".into(), true), ("102".into(), true)],
     });
@@ -902,7 +904,7 @@ async fn another_watch_maps_into_the_covered_extensions_a_keeper_follows() {
         .unwrap();
     assert_eq!(
         *mapped.borrow_and_update(),
-        vec!["101".to_owned(), "102".to_owned()]
+        Some(vec!["101".to_owned(), "102".to_owned()])
     );
     // A change that maps to the same ids wakes nobody.
     tx.send_replace(Coverage {
@@ -921,7 +923,7 @@ async fn another_watch_maps_into_the_covered_extensions_a_keeper_follows() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(mapped.borrow().len(), 2);
+    assert_eq!(mapped.borrow().as_ref().map(Vec::len), Some(2));
 }
 
 #[tokio::test]
@@ -929,7 +931,7 @@ async fn an_extension_filter_refused_on_put_is_dropped_and_a_vanished_one_is_rec
     let e = env().await;
     let vm = |ext: &str| format!("/restapi/v1.0/account/~/extension/{ext}/voicemail");
     let exts: Vec<String> = (101..106).map(|i| i.to_string()).collect();
-    let (tx, rx) = tokio::sync::watch::channel(exts.clone());
+    let (tx, rx) = tokio::sync::watch::channel(Some(exts.clone()));
     let mut ctx = e.ctx("replica-a").with_extensions(rx);
     ctx.max_filters_per_subscription = 6;
     let mut k = Keeper::new(ctx);
@@ -954,7 +956,7 @@ async fn an_extension_filter_refused_on_put_is_dropped_and_a_vanished_one_is_rec
     e.api.with(|s| s.refuse = vec![vm("106")]);
     let mut more = exts.clone();
     more.push("106".into());
-    tx.send_replace(more);
+    tx.send_replace(Some(more));
     assert_eq!(
         k.step(Trigger::Reconcile).await.state,
         CoverageState::Covered
@@ -990,4 +992,43 @@ async fn an_extension_filter_refused_on_put_is_dropped_and_a_vanished_one_is_rec
     assert_eq!(subs[1].event_filters, second.event_filters);
     assert_eq!(e.gaps().await.len(), 1);
     assert_eq!(e.gaps().await[0].cause, GapCause::Expired);
+}
+
+#[tokio::test]
+async fn discovery_coverage_maps_to_unknown_own_voicemail_or_the_covered_ids() {
+    use ringrelay::config::Scope;
+    use ringrelay::keeper::extensions::{Coverage, EffectiveScope};
+    use ringrelay::keeper::{follow_coverage, voicemail_extensions};
+    let initial = Coverage::initial(Scope::Company);
+    assert_eq!(voicemail_extensions(&initial), None, "not known yet");
+    let mut company = initial.clone();
+    company.refreshed_at = Some(Utc::now());
+    company.effective = EffectiveScope::Company;
+    company.extension_ids = vec!["101".into(), "102".into()];
+    assert_eq!(
+        voicemail_extensions(&company),
+        Some(vec!["101".to_owned(), "102".to_owned()])
+    );
+    let mut own = company.clone();
+    own.effective = EffectiveScope::SelfOnly;
+    own.extension_ids = vec!["101".into()];
+    assert_eq!(
+        voicemail_extensions(&own),
+        Some(Vec::new()),
+        "the JWT user only: the configured extension/~/voicemail filter"
+    );
+    let (tx, rx) = tokio::sync::watch::channel(initial);
+    let (mut followed, join) = follow_coverage(rx);
+    assert_eq!(*followed.borrow_and_update(), None);
+    tx.send_replace(company);
+    tokio::time::timeout(Duration::from_secs(5), followed.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(followed.borrow().as_ref().map(Vec::len), Some(2));
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(5), join)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -460,7 +460,7 @@ const MAX_FILTERS: usize = 50;
 struct Company {
     w: World,
     api: Arc<Counting>,
-    extensions: tokio::sync::watch::Sender<Vec<String>>,
+    extensions: tokio::sync::watch::Sender<Option<Vec<String>>>,
     all: Vec<String>,
 }
 
@@ -492,7 +492,7 @@ async fn company(foreign: usize) -> Company {
         .map(|e| e.id.clone())
         .collect();
     assert_eq!(all.len(), 200);
-    let (extensions, _) = tokio::sync::watch::channel(all.clone());
+    let (extensions, _) = tokio::sync::watch::channel(Some(all.clone()));
     let api = Arc::new(Counting {
         inner: Arc::clone(&w.api),
         calls: std::sync::Mutex::new(Vec::new()),
@@ -635,9 +635,16 @@ async fn two_hundred_extensions_get_their_voicemail_filter_exactly_once_in_few_s
         .collect();
     assert_eq!(stored_ids, listed, "all five, in order");
     c.w.tokens.clear(&acme());
+    // Discovery has not answered yet after the restart: what is held stays as it is.
+    c.extensions.send_replace(None);
     let mut again = Keeper::new(c.ctx().with_clock(Arc::new(c.w.sim.clock())));
     assert_eq!(again.start().await.state, CoverageState::Covered);
     assert_eq!(c.api.take(), vec!["list"], "nothing recreated");
+    assert_eq!(
+        again.status().extensions.clone().unwrap().covered,
+        200,
+        "the carried extensions stand in until discovery answers"
+    );
     assert_eq!(c.voicemail(&c.all[150]).await, 1);
     c.w.stop().await;
 }
@@ -648,7 +655,7 @@ async fn an_extension_added_or_removed_at_runtime_is_one_put() {
     // Start without the 100th extension.
     let mut without: Vec<String> = c.all.clone();
     let late = without.remove(100);
-    c.extensions.send_replace(without.clone());
+    c.extensions.send_replace(Some(without.clone()));
     let handle = ringrelay::keeper::spawn(c.ctx());
     let mut status = handle.watch();
     // Waits (bounded in real time) until the keeper covers `n` extensions; the calls it
@@ -681,7 +688,7 @@ async fn an_extension_added_or_removed_at_runtime_is_one_put() {
 
     // Added: into the first subscription with room, by one PUT. That is the first one:
     // RingCentral disabled its call-log filter, which is no longer requested.
-    c.extensions.send_replace(c.all.clone());
+    c.extensions.send_replace(Some(c.all.clone()));
     assert_eq!(covering(200).await, vec![format!("update {}", ids[0])]);
     assert_eq!(c.carried().get(&late), Some(&1));
     assert_eq!(c.holder_of(&late), ids[0]);
@@ -692,7 +699,7 @@ async fn an_extension_added_or_removed_at_runtime_is_one_put() {
     assert_eq!(c.holder_of(&gone), ids[2]);
     let mut fewer = c.all.clone();
     fewer.remove(120);
-    c.extensions.send_replace(fewer);
+    c.extensions.send_replace(Some(fewer));
     assert_eq!(covering(199).await, vec![format!("update {}", ids[2])]);
     assert_eq!(c.carried().get(&gone), None);
     assert_eq!(c.carried().len(), 199);
@@ -749,6 +756,39 @@ async fn blacklisting_one_of_several_recreates_only_it() {
         1,
         "the new token is accepted"
     );
+    c.w.stop().await;
+}
+
+#[tokio::test]
+async fn before_discovery_answers_a_first_start_keeps_the_single_subscription() {
+    let c = company(0).await;
+    c.extensions.send_replace(None);
+    let mut k = Keeper::new(c.ctx());
+    assert_eq!(k.start().await.state, CoverageState::Covered);
+    let ours = c.ours();
+    assert_eq!(ours.len(), 1);
+    let filters: Vec<&str> = ours[0]["eventFilters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(filters.len(), 3, "{filters:?}");
+    assert!(filters.iter().any(|f| f.ends_with("/voicemail")));
+    assert!(k.status().extensions.is_none());
+    // The JWT user only (scope "self"): the same single subscription, untouched.
+    c.extensions.send_replace(Some(Vec::new()));
+    c.api.take();
+    k.step(Trigger::Reconcile).await;
+    assert_eq!(c.api.take(), vec!["list"]);
+    // Discovery answers with the company: the same subscription is updated in place.
+    let id = ours[0]["id"].as_str().unwrap().to_owned();
+    c.extensions.send_replace(Some(c.all.clone()));
+    k.step(Trigger::Reconcile).await;
+    let calls = c.api.take();
+    assert_eq!(calls[1], format!("update {id}"), "{calls:?}");
+    assert_eq!(calls.iter().filter(|x| *x == "create").count(), 4);
+    assert_eq!(c.carried().len(), 200);
     c.w.stop().await;
 }
 

@@ -36,7 +36,8 @@ use crate::ringcentral::{ApiError, CreateSubscription, RingCentral, Subscription
 
 pub use task::{
     Command, CoverageState, EXTRA_SUBSCRIPTIONS_CURSOR, ExtensionCoverage, Keeper, KeeperContext,
-    KeeperError, KeeperHandle, KeeperStatus, StepOutcome, map_extensions, spawn, stored_tokens,
+    KeeperError, KeeperHandle, KeeperStatus, StepOutcome, follow_coverage, map_extensions, spawn,
+    stored_tokens, voicemail_extensions,
 };
 
 /// The subscription calls the keeper makes (create, list, get, renew, delete).

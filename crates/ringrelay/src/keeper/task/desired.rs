@@ -9,14 +9,29 @@ use crate::ringcentral::Subscription;
 use crate::store::DisabledFilter;
 
 impl Keeper {
-    /// The covered extensions, numeric order, minus those whose filter was refused.
-    pub(super) fn wanted_extensions(&self) -> Vec<String> {
+    /// The covered extensions, numeric order, minus those whose filter was refused. While
+    /// they are not known yet, the extensions the held subscriptions carry (`listed`),
+    /// unless that is only the one voicemail filter of a single subscription (the JWT
+    /// user's own, as `extension/~/voicemail` lists).
+    pub(super) fn wanted_extensions(&self, listed: &[Subscription]) -> Vec<String> {
         let Some(rx) = &self.ctx.extensions else {
             return Vec::new();
         };
-        let mut exts: Vec<String> = rx
-            .borrow()
-            .iter()
+        let known = rx.borrow().clone();
+        let ids = known.unwrap_or_else(|| {
+            let held: Vec<&Subscription> = listed
+                .iter()
+                .filter(|s| self.held.iter().any(|h| h.id == s.id))
+                .collect();
+            let carried: Vec<String> = held.iter().flat_map(|s| pack::extensions_of(s)).collect();
+            if held.len() > 1 || carried.len() > 1 {
+                carried
+            } else {
+                Vec::new()
+            }
+        });
+        let mut exts: Vec<String> = ids
+            .into_iter()
             .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
             .filter(|e| {
                 !self
@@ -24,20 +39,20 @@ impl Keeper {
                     .iter()
                     .any(|r| pack::voicemail_extension(&r.filter) == Some(e.as_str()))
             })
-            .cloned()
             .collect();
         exts.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
         exts.dedup();
         exts
     }
 
-    pub(super) fn desired(&self) -> DesiredSet {
+    /// What the account's subscriptions should carry (`listed`: what RingCentral lists).
+    pub(super) fn desired(&self, listed: &[Subscription]) -> DesiredSet {
         let refused: Vec<String> = self
             .refused
             .iter()
             .map(|r| normalize_filter(&r.filter))
             .collect();
-        let extensions = self.wanted_extensions();
+        let extensions = self.wanted_extensions(listed);
         let own_voicemail = normalize_filter(OWN_VOICEMAIL);
         let account_filters: Vec<String> = self
             .ctx

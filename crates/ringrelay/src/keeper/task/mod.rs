@@ -37,7 +37,9 @@ mod status;
 
 use held::stored;
 pub use held::{EXTRA_SUBSCRIPTIONS_CURSOR, stored_tokens};
-pub use run::{Command, KeeperHandle, map_extensions, spawn};
+pub use run::{
+    Command, KeeperHandle, follow_coverage, map_extensions, spawn, voicemail_extensions,
+};
 use status::summary;
 pub use status::{CoverageState, ExtensionCoverage, KeeperStatus, SubscriptionSummary};
 
@@ -79,9 +81,12 @@ pub struct KeeperContext {
     pub event_filters: Vec<String>,
     /// The covered extensions (ids), when the account covers more than the JWT user: one
     /// voicemail filter each, packed into as few subscriptions as possible, replacing the
-    /// configured `extension/~/voicemail` filter. `None`, or an empty list: one
-    /// subscription with `event_filters` (today's behaviour). See [`map_extensions`].
-    pub extensions: Option<watch::Receiver<Vec<String>>>,
+    /// configured `extension/~/voicemail` filter. `Some(vec![])` (or no channel): one
+    /// subscription with `event_filters` (today's behaviour). `None` on the channel: not
+    /// known yet (discovery has not answered): the keeper keeps the extensions its
+    /// subscriptions carry, so a restart does not tear packed subscriptions down. See
+    /// [`map_extensions`] and [`follow_coverage`].
+    pub extensions: Option<watch::Receiver<Option<Vec<String>>>>,
     /// At most this many filters per subscription (`keeper.max_filters_per_subscription`).
     pub max_filters_per_subscription: usize,
     /// Requested subscription lifetime.
@@ -156,7 +161,7 @@ impl KeeperContext {
     /// The same context following these covered extensions (see
     /// [`KeeperContext::extensions`]).
     #[must_use]
-    pub fn with_extensions(mut self, extensions: watch::Receiver<Vec<String>>) -> Self {
+    pub fn with_extensions(mut self, extensions: watch::Receiver<Option<Vec<String>>>) -> Self {
         self.extensions = Some(extensions);
         self
     }
@@ -539,7 +544,7 @@ impl Keeper {
             self.silence_check(now).await?;
         }
         let listed = self.ctx.api.list().await?;
-        let desired = self.desired();
+        let desired = self.desired(&listed);
         self.planned_extensions.clone_from(&desired.extensions);
         let packed = !desired.extensions.is_empty();
         let held: Vec<pack::Held> = self

@@ -9,6 +9,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::super::extensions::{Coverage, EffectiveScope};
 use super::{Keeper, KeeperContext, KeeperStatus, Trigger};
 use crate::receiver::StrayReport;
 
@@ -63,16 +64,17 @@ impl KeeperHandle {
     }
 }
 
-/// Maps any watch channel (e.g. extension discovery's coverage) to the covered extension
-/// ids a keeper follows ([`KeeperContext::with_extensions`]). The forwarding task ends
-/// when `source`'s sender is dropped or every receiver of the result is.
+/// Maps any watch channel to the covered extensions a keeper follows
+/// ([`KeeperContext::with_extensions`]; see [`KeeperContext::extensions`] for what `None`
+/// and an empty list mean). The forwarding task ends when `source`'s sender is dropped or
+/// every receiver of the result is.
 pub fn map_extensions<T, F>(
     mut source: watch::Receiver<T>,
     f: F,
-) -> (watch::Receiver<Vec<String>>, JoinHandle<()>)
+) -> (watch::Receiver<Option<Vec<String>>>, JoinHandle<()>)
 where
     T: Send + Sync + 'static,
-    F: Fn(&T) -> Vec<String> + Send + 'static,
+    F: Fn(&T) -> Option<Vec<String>> + Send + 'static,
 {
     let (tx, rx) = watch::channel(f(&source.borrow_and_update()));
     let join = tokio::spawn(async move {
@@ -97,6 +99,25 @@ where
         }
     });
     (rx, join)
+}
+
+/// The extensions whose voicemail filters the keeper keeps, from extension discovery:
+/// `None` before discovery has answered, no extension when only the JWT user is covered
+/// (its `extension/~/voicemail` filter, as configured), else the covered ids.
+pub fn voicemail_extensions(coverage: &Coverage) -> Option<Vec<String>> {
+    coverage.refreshed_at?;
+    Some(match coverage.effective {
+        EffectiveScope::SelfOnly => Vec::new(),
+        EffectiveScope::Company | EffectiveScope::Extensions => coverage.extension_ids.clone(),
+    })
+}
+
+/// [`map_extensions`] with [`voicemail_extensions`]: what a keeper follows of extension
+/// discovery's coverage.
+pub fn follow_coverage(
+    coverage: watch::Receiver<Coverage>,
+) -> (watch::Receiver<Option<Vec<String>>>, JoinHandle<()>) {
+    map_extensions(coverage, voicemail_extensions)
 }
 
 /// Starts a keeper task for one account.
