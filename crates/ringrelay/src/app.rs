@@ -8,6 +8,11 @@
 //! - per account: the keeper (subscription, tokens, coverage ledger) and the call-log /
 //!   voicemail sync;
 //! - the gap backfill and the retention pruning.
+//!
+//! Several replicas may share one PostgreSQL store: the processor, each account's keeper
+//! and sync, and each account's token refresh then run on the replica holding the lease
+//! (see [`crate::cluster`] and `docs/scaling.md`); the receiver and the delivery workers
+//! run on every replica.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,6 +28,7 @@ use tokio::task::JoinSet;
 use crate::account::AccountId;
 use crate::activity::Activity;
 use crate::admin::{self, AdminAuth, AdminState, Runtime, StoreAdminSource};
+use crate::cluster::{FairShare, HeldLease, LeaseTiming, PROCESSOR_LEASE, StoreTokens, share};
 use crate::config::{self, Settings};
 use crate::delivery::matcher::{Matcher, sinks_for};
 use crate::delivery::{self, ConfiguredSink};
@@ -31,7 +37,7 @@ use crate::pipeline::process::Processor;
 use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
 use crate::pipeline::{PipelineEvent, SinkRouter};
 use crate::receiver::{self, ReceiverLimits, ReceiverState, StrayReport, TokenRegistry};
-use crate::ringcentral::{ClientSettings, Clock, RingCentral, SystemClock};
+use crate::ringcentral::{ClientSettings, Clock, RingCentral, SharedTokens, SystemClock};
 use crate::shutdown::CancellationToken;
 use crate::store::{self, OpenOptions, Store};
 use crate::telemetry;
@@ -46,8 +52,12 @@ pub struct AppOptions {
     /// How long after a call ends the call-log sync looks for its record (the call log
     /// lags calls by 15–30 s).
     pub call_log_lag: Duration,
-    /// This replica's name for leases (default: host name and process id).
+    /// This replica's name for leases (default: `server.replica_id`, else host name and
+    /// process id).
     pub owner: Option<String>,
+    /// The clock leases are timed by (default: the wall clock, which every replica
+    /// shares; never the simulator's, which jumps).
+    pub lease_clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for AppOptions {
@@ -57,6 +67,7 @@ impl Default for AppOptions {
             clock: None,
             call_log_lag: Duration::from_secs(20),
             owner: None,
+            lease_clock: None,
         }
     }
 }
@@ -73,6 +84,7 @@ pub struct Application {
     owner: String,
     clock: Arc<dyn Clock>,
     sinks: Vec<ConfiguredSink>,
+    leases: LeaseTiming,
 }
 
 fn default_owner() -> String {
@@ -147,12 +159,35 @@ impl Application {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock));
+        let owner = options
+            .owner
+            .clone()
+            .or_else(|| settings.server.replica_id.clone())
+            .unwrap_or_else(default_owner);
+        let mut leases = LeaseTiming::from_settings(&settings.cluster);
+        if let Some(c) = &options.lease_clock {
+            leases = leases.with_clock(c.clone());
+        }
+        let leases = leases.with_share(Arc::new(FairShare::new(
+            owner.clone(),
+            settings.accounts.len(),
+        )));
         let clients = settings
             .accounts
             .iter()
             .map(|a| {
-                RingCentral::with_clock(ClientSettings::from_account(a), clock.clone())
-                    .with_context(|| format!("account {}: cannot build its client", a.id))
+                let shared: Arc<dyn SharedTokens> = Arc::new(StoreTokens::new(
+                    store.clone(),
+                    a,
+                    owner.clone(),
+                    leases.clone(),
+                ));
+                RingCentral::with_shared_tokens(
+                    ClientSettings::from_account(a),
+                    clock.clone(),
+                    Some(shared),
+                )
+                .with_context(|| format!("account {}: cannot build its client", a.id))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let router = sink_router(&settings)?;
@@ -170,7 +205,6 @@ impl Application {
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.server.listen))?,
         };
-        let owner = options.owner.clone().unwrap_or_else(default_owner);
         Ok(Self {
             listener,
             settings,
@@ -182,7 +216,13 @@ impl Application {
             owner,
             clock,
             sinks,
+            leases,
         })
+    }
+
+    /// This replica's name in leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// The bound port.
@@ -218,6 +258,7 @@ impl Application {
             owner,
             clock,
             sinks,
+            leases,
         } = self;
         tracing::info!(
             owner,
@@ -234,7 +275,13 @@ impl Application {
         let delivery_wakeup = Arc::new(Notify::new());
         let processor = Processor::new(store.clone(), router.clone())
             .with_events(events_tx)
-            .with_delivery_wakeup(delivery_wakeup.clone());
+            .with_delivery_wakeup(delivery_wakeup.clone())
+            .with_lease(HeldLease::new(
+                store.clone(),
+                PROCESSOR_LEASE,
+                owner.clone(),
+                leases.clone(),
+            ));
         parts.spawn(processor.run(stop_parts.clone(), wake.clone(), Duration::from_millis(200)));
 
         // One delivery worker per sink.
@@ -253,6 +300,19 @@ impl Application {
         );
         workers.close();
 
+        // Membership (fair shares of accounts), registered before the keepers start.
+        if let Some(fair) = leases.share.clone() {
+            let mut member = share::member(store.clone(), &owner, leases.clone());
+            share::join(&mut member, &fair, store.as_ref()).await;
+            parts.spawn(share::membership_loop(
+                store.clone(),
+                member,
+                fair,
+                leases.clone(),
+                stop_parts.clone(),
+            ));
+        }
+
         // One keeper per account (leased in the store, so one across replicas).
         let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
             std::collections::HashMap::new();
@@ -267,22 +327,26 @@ impl Application {
                 token_sink,
                 owner.clone(),
             )
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_lease_timing(leases.clone());
             keepers.insert(account.id.clone(), keeper::spawn(ctx));
         }
         let keepers = Arc::new(keepers);
 
-        // Sync per account, and the gap backfill.
+        // Sync per account, and the gap backfill: only where the account's keeper runs.
         let mut triggers = std::collections::HashMap::new();
         let mut syncs = Vec::new();
         let mut sync_map = std::collections::HashMap::new();
         for client in &clients {
-            let sync = AccountSync::new(
+            let mut sync = AccountSync::new(
                 client.clone(),
                 store.clone(),
                 router.clone(),
                 settings.sync.backfill_margin,
             );
+            if let Some(k) = keepers.get(client.account()) {
+                sync = sync.with_lease(k.lease(), leases.clock.clone());
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             triggers.insert(client.account().clone(), tx);
             syncs.push(sync.clone());

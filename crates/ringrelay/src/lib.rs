@@ -16,6 +16,7 @@
 //! - [`processor`]: inbox → activities (telephony state machine, voicemail).
 //! - [`delivery`]: sinks, signing, retry policy, replay.
 //! - [`keeper`]: one Active subscription per account, renewals, the coverage ledger.
+//! - [`cluster`]: several replicas on one database: leases, shared OAuth tokens, owners.
 //! - [`demo`]: `ringrelay demo`, the whole system against the simulator and a demo CRM.
 
 pub mod account;
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod delivery;

@@ -70,6 +70,7 @@ impl Fake {
                 } else {
                     vec![]
                 },
+                keeper: None,
             }],
             sinks: vec![SinkStatus {
                 name: "crm".into(),
@@ -79,6 +80,7 @@ impl Fake {
                 dead: 1,
                 delivered: 100,
             }],
+            processor: None,
         }
     }
 }

@@ -313,6 +313,12 @@ impl Env {
             tokens: self.tokens.clone(),
             owner: owner.to_owned(),
             clock: Arc::new(self.clock.clone()),
+            lease: ringrelay::cluster::LeaseTiming {
+                ttl: Duration::from_secs(900),
+                renew: Duration::from_secs(300),
+                clock: Arc::new(self.clock.clone()),
+                share: None,
+            },
         }
     }
 

@@ -141,6 +141,7 @@ impl World {
             tokens: Arc::new(self.tokens.clone()),
             owner: "replica-a".to_owned(),
             clock: Arc::new(self.sim.clock()),
+            lease: ringrelay::cluster::LeaseTiming::default(),
         }
     }
 

@@ -314,6 +314,37 @@ impl Store for ScriptedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Err(down())
     }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        Err(down())
+    }
+
+    async fn renew_leases(
+        &self,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+        _: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        Err(down())
+    }
+
+    async fn insert_activities_fenced(
+        &self,
+        _: Vec<NewActivity>,
+        _: Option<CursorUpdate>,
+        _: &Lease,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        Err(down())
+    }
+
+    async fn oauth_tokens(&self, _: &AccountId) -> Result<Option<StoredTokens>, StoreError> {
+        Err(down())
+    }
+
+    async fn save_oauth_tokens(&self, _: &StoredTokens, _: &Lease) -> Result<(), StoreError> {
+        Err(down())
+    }
 }
 
 fn acme() -> AccountId {

@@ -13,6 +13,20 @@ pub struct StatusReport {
     pub accounts: Vec<AccountStatus>,
     /// One entry per configured sink, in config order.
     pub sinks: Vec<SinkStatus>,
+    /// The replica holding the processor lease (several replicas on one database).
+    #[serde(default)]
+    pub processor: Option<LeaseView>,
+}
+
+/// Which replica holds a lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseView {
+    /// The replica (`server.replica_id`).
+    pub owner: String,
+    /// When the lease lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it had not lapsed when the report was made.
+    pub live: bool,
 }
 
 impl StatusReport {
@@ -43,6 +57,9 @@ pub struct AccountStatus {
     pub gaps: Vec<GapView>,
     /// Plain-language problems; empty when all is well.
     pub problems: Vec<String>,
+    /// The replica keeping the account (holding its `keeper:{account}` lease).
+    #[serde(default)]
+    pub keeper: Option<LeaseView>,
 }
 
 impl AccountStatus {

@@ -88,6 +88,40 @@ fn expires_in(now: DateTime<Utc>, account: &AccountStatus) -> String {
     }
 }
 
+/// Which replica keeps each account and runs the processor (shown when leases exist).
+fn replicas_text(report: &StatusReport) -> String {
+    let held = report.processor.is_some() || report.accounts.iter().any(|a| a.keeper.is_some());
+    if !held {
+        return String::new();
+    }
+    let lease = |l: &super::model::LeaseView| {
+        if l.live {
+            format!("until {}", l.expires_at.format("%H:%M:%S"))
+        } else {
+            format!(
+                "lapsed at {} (free to take)",
+                l.expires_at.format("%H:%M:%S")
+            )
+        }
+    };
+    let mut table = Table::new(&["ACCOUNT", "KEPT BY", "LEASE"]);
+    for a in &report.accounts {
+        match &a.keeper {
+            Some(k) => table.row(vec![a.id.clone(), k.owner.clone(), lease(k)]),
+            None => table.row(vec![a.id.clone(), "-".to_owned(), "not held".to_owned()]),
+        }
+    }
+    let mut out = String::from("\n");
+    out.push_str(&table.render());
+    match &report.processor {
+        Some(p) => {
+            let _ = writeln!(out, "processor: {} ({})", p.owner, lease(p));
+        }
+        None => out.push_str("processor: not running\n"),
+    }
+    out
+}
+
 /// The human form of `ringrelay status`.
 pub fn status_text(report: &StatusReport) -> String {
     let now = report.generated_at;
@@ -123,6 +157,7 @@ pub fn status_text(report: &StatusReport) -> String {
             let _ = writeln!(out, "  {}: {problem}", a.id);
         }
     }
+    out.push_str(&replicas_text(report));
     if !report.sinks.is_empty() {
         out.push('\n');
         let mut sinks = Table::new(&["SINK", "TYPE", "STATE", "PENDING", "DEAD", "DELIVERED"]);
@@ -263,6 +298,13 @@ pub fn status_page(report: &StatusReport, deliveries: &[DeliveryView]) -> String
 <button>log out</button></form></p><h2>Accounts</h2>",
         now.format("%Y-%m-%d %H:%M:%S UTC")
     );
+    if let Some(p) = &report.processor {
+        let _ = write!(
+            h,
+            "<p>Processor on replica <code>{}</code></p>",
+            escape(&p.owner)
+        );
+    }
     let _ = write!(
         h,
         "<p class=\"legend\">Timeline from {} to now:<span style=\"background:#2e9e5b\"></span>covered\
@@ -288,8 +330,12 @@ pub fn status_page(report: &StatusReport, deliveries: &[DeliveryView]) -> String
         );
         let _ = write!(
             h,
-            "<section class=\"account\" id=\"account-{id}\"><h3>{id} · {state}</h3><p>{sub} · last event {last} · {n} events in the last hour · {open} open gaps · {pending} backfills pending</p>{svg}",
+            "<section class=\"account\" id=\"account-{id}\"><h3>{id} · {state}</h3><p>{sub}{kept} · last event {last} · {n} events in the last hour · {open} open gaps · {pending} backfills pending</p>{svg}",
             id = escape(&a.id),
+            kept = a.keeper.as_ref().map_or_else(String::new, |k| format!(
+                " · kept by replica <code>{}</code>",
+                escape(&k.owner)
+            )),
             last = ago(now, a.last_event_at),
             n = a.events_last_hour,
             open = a.open_gaps(),

@@ -223,6 +223,7 @@ impl StoreAdminSource {
                 })
                 .collect(),
             problems,
+            keeper: None,
         })
     }
 }
@@ -234,6 +235,21 @@ impl AdminSource for StoreAdminSource {
         let mut accounts = Vec::new();
         for account in &self.settings.accounts {
             accounts.push(self.account_status(account, now).await.map_err(store_err)?);
+        }
+        // Leases are timed on the wall clock, whatever clock RingCentral calls use.
+        let owners = crate::cluster::ownership(self.store.as_ref(), Utc::now())
+            .await
+            .map_err(store_err)?;
+        let view = |o: &crate::cluster::LeaseOwner| super::model::LeaseView {
+            owner: o.owner.clone(),
+            expires_at: o.expires_at,
+            live: o.live,
+        };
+        for a in &mut accounts {
+            a.keeper = AccountId::parse(&a.id)
+                .ok()
+                .and_then(|id| owners.keepers.get(&id))
+                .map(view);
         }
         let counts = self.store.delivery_counts().await.map_err(store_err)?;
         let states = self.store.sink_states().await.map_err(store_err)?;
@@ -266,6 +282,7 @@ impl AdminSource for StoreAdminSource {
             generated_at: now,
             accounts,
             sinks,
+            processor: owners.processor.as_ref().map(view),
         })
     }
 
@@ -404,6 +421,7 @@ impl AdminSource for StoreAdminSource {
             crate::pipeline::sync::SyncError::Api(e) => {
                 AdminError::Unavailable(format!("RingCentral: {e}"))
             }
+            e @ crate::pipeline::sync::SyncError::NotHeld => AdminError::Unavailable(e.to_string()),
         })?;
         Ok(BackfillSummary {
             call_log_records: r.call_log_records,

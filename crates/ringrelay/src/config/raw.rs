@@ -11,6 +11,7 @@ pub(super) struct RawConfig {
     pub log: RawLog,
     pub keeper: RawKeeper,
     pub sync: RawSync,
+    pub cluster: RawCluster,
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
     #[serde(default)]
@@ -27,6 +28,7 @@ pub(super) struct RawServer {
     pub max_json_depth: u32,
     pub request_timeout: String,
     pub ingest_queue: u64,
+    pub replica_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +62,13 @@ pub(super) struct RawKeeper {
 pub(super) struct RawSync {
     pub interval: String,
     pub backfill_margin: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub lease_ttl: String,
+    pub lease_renew: String,
 }
 
 #[derive(Debug, Deserialize)]

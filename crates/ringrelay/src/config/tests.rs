@@ -242,3 +242,35 @@ fn max_filters_per_subscription_defaults_overrides_and_is_checked() {
         assert!(err.to_string().contains("out of range"), "{err}");
     }
 }
+
+#[test]
+fn cluster_defaults_and_replica_id() {
+    let s = load("", &HashMap::new()).unwrap();
+    assert_eq!(s.cluster.lease_ttl, Duration::from_secs(30));
+    assert_eq!(s.cluster.lease_renew, Duration::from_secs(10));
+    assert_eq!(s.server.replica_id, None, "empty: host name and process id");
+    let s = load(
+        "[server]\nreplica_id = \"pod-7\"\n[cluster]\nlease_ttl = \"6s\"\nlease_renew = \"2s\"\n",
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(s.server.replica_id.as_deref(), Some("pod-7"));
+    assert_eq!(s.cluster.lease_ttl, Duration::from_secs(6));
+    let s = load("", &env(&[("RINGRELAY_SERVER__REPLICA_ID", "pod-8")])).unwrap();
+    assert_eq!(s.server.replica_id.as_deref(), Some("pod-8"));
+}
+
+#[test]
+fn a_lease_renewed_too_rarely_for_its_ttl_or_a_bad_replica_id_is_refused() {
+    let err = load(
+        "[server]\nreplica_id = \"has space\"\n[cluster]\nlease_ttl = \"10s\"\nlease_renew = \"6s\"\n",
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"server.replica_id"), "{keys:?}");
+    assert!(keys.contains(&"cluster.lease_ttl"), "{keys:?}");
+    assert!(err.to_string().contains("at least twice"), "{err}");
+    let err = load("[cluster]\nlease_renew = \"0s\"\n", &HashMap::new()).unwrap_err();
+    assert_eq!(err.problems[0].key, "cluster.lease_renew");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::raw::{OneOrMany, RawAccount, RawConfig, RawId, RawScope, RawSink};
+use super::raw::{OneOrMany, RawAccount, RawCluster, RawConfig, RawId, RawScope, RawSink};
 use super::{ConfigError, DEFAULT_EVENT_FILTERS, Problem, Secret};
 use crate::account::AccountId;
 
@@ -32,6 +32,8 @@ pub struct Settings {
     pub keeper: KeeperSettings,
     /// Call-log and message-store sync.
     pub sync: SyncSettings,
+    /// Leases between replicas.
+    pub cluster: ClusterSettings,
     /// The customer accounts.
     pub accounts: Vec<AccountSettings>,
     /// The activity sinks.
@@ -55,6 +57,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Capacity of the queue in front of the group-commit writer.
     pub ingest_queue: usize,
+    /// This replica's name in leases and `status`; `None`: host name and process id.
+    pub replica_id: Option<String>,
 }
 
 impl ServerSettings {
@@ -153,6 +157,17 @@ pub struct KeeperSettings {
     /// At most this many event filters per subscription (RingCentral documents no
     /// maximum: UNCONFIRMED).
     pub max_filters_per_subscription: usize,
+}
+
+/// `[cluster]`: the leases that make one replica the keeper of an account, the processor,
+/// or the refresher of an account's token.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// How long a lease lasts unless renewed: a dead replica's accounts are taken over
+    /// after at most this long.
+    pub lease_ttl: Duration,
+    /// How often a held lease is renewed (and a standby replica tries to take a free one).
+    pub lease_renew: Duration,
 }
 
 /// `[sync]`.
@@ -369,6 +384,7 @@ pub(super) fn build(
         max_json_depth: s.max_json_depth as usize,
         request_timeout: c.duration("server.request_timeout", &s.request_timeout),
         ingest_queue: usize::try_from(s.ingest_queue).unwrap_or(usize::MAX).max(1),
+        replica_id: replica_id(&mut c, &s.replica_id),
     };
     let store = StoreSettings {
         url: StoreUrl::parse(&raw.store.url).unwrap_or_else(|e| {
@@ -412,6 +428,7 @@ pub(super) fn build(
         interval: c.duration("sync.interval", &raw.sync.interval),
         backfill_margin: c.duration("sync.backfill_margin", &raw.sync.backfill_margin),
     };
+    let cluster = build_cluster(&mut c, &raw.cluster);
     let accounts: Vec<_> = raw
         .accounts
         .iter()
@@ -450,6 +467,7 @@ pub(super) fn build(
             log,
             keeper,
             sync,
+            cluster,
             accounts,
             sinks,
         })
@@ -457,6 +475,45 @@ pub(super) fn build(
         Err(ConfigError {
             problems: c.problems,
         })
+    }
+}
+
+/// `server.replica_id`: empty means "host name and process id"; otherwise 1–128 visible
+/// ASCII characters (it is shown in `status` and stored in lease rows).
+fn replica_id(c: &mut Check<'_>, raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    if raw.len() > 128 || !raw.chars().all(|ch| ch.is_ascii_graphic()) {
+        c.fail(
+            "server.replica_id",
+            format!(
+                "{raw:?} must be 1 to 128 visible ASCII characters without spaces \
+                 (or empty for host name and process id)"
+            ),
+        );
+    }
+    Some(raw.to_owned())
+}
+
+fn build_cluster(c: &mut Check<'_>, raw: &RawCluster) -> ClusterSettings {
+    let lease_ttl = c.duration("cluster.lease_ttl", &raw.lease_ttl);
+    let lease_renew = c.duration("cluster.lease_renew", &raw.lease_renew);
+    if lease_renew.is_zero() {
+        c.fail("cluster.lease_renew", "must be longer than zero");
+    } else if lease_ttl < lease_renew * 2 {
+        c.fail(
+            "cluster.lease_ttl",
+            format!(
+                "{} must be at least twice cluster.lease_renew ({}), so one late renewal \
+                 does not lose a lease",
+                raw.lease_ttl, raw.lease_renew
+            ),
+        );
+    }
+    ClusterSettings {
+        lease_ttl,
+        lease_renew,
     }
 }
 

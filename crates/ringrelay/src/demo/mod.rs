@@ -896,6 +896,7 @@ async fn launch(
             clock: Some(Arc::new(DemoClock(sim.clock()))),
             call_log_lag: Duration::from_millis(300),
             owner: Some(format!("demo-{}", uuid::Uuid::new_v4().simple())),
+            ..AppOptions::default()
         },
     )
     .await?;

@@ -13,7 +13,7 @@ pub mod sync;
 use std::sync::Arc;
 
 use crate::activity::Activity;
-use crate::store::{AppendOutcome, CursorUpdate, NewActivity, Store, StoreError};
+use crate::store::{AppendOutcome, CursorUpdate, Lease, NewActivity, Store, StoreError};
 
 /// Decides which sinks get an activity (from each sink's `accounts` and `types`).
 pub type SinkRouter = Arc<dyn Fn(&Activity) -> Vec<String> + Send + Sync>;
@@ -65,6 +65,22 @@ pub async fn emit(
     activities: Vec<Activity>,
     processed: Option<CursorUpdate>,
 ) -> Result<usize, StoreError> {
+    emit_fenced(store, router, activities, processed, None).await
+}
+
+/// [`emit`] under a lease: with `fence`, nothing is written unless the lease is still held
+/// (checked in the same transaction).
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the lease changed hands; otherwise the store's error;
+/// nothing is written then.
+pub async fn emit_fenced(
+    store: &dyn Store,
+    router: &SinkRouter,
+    activities: Vec<Activity>,
+    processed: Option<CursorUpdate>,
+    fence: Option<&Lease>,
+) -> Result<usize, StoreError> {
     if activities.is_empty() && processed.is_none() {
         return Ok(0);
     }
@@ -79,7 +95,10 @@ pub async fn emit(
         .iter()
         .map(|a| (a.activity.account.to_string(), a.activity.kind.to_string()))
         .collect();
-    let outcomes = store.insert_activities(batch, processed).await?;
+    let outcomes = match fence {
+        Some(f) => store.insert_activities_fenced(batch, processed, f).await?,
+        None => store.insert_activities(batch, processed).await?,
+    };
     let mut new = 0;
     for ((account, kind), outcome) in kinds.into_iter().zip(outcomes) {
         if outcome == AppendOutcome::Stored {

@@ -3,6 +3,12 @@
 //! and the new position in one transaction. Telephony session state is saved after that
 //! commit, so a crash in between only makes the next run derive the same activities again,
 //! which the store's unique keys absorb.
+//!
+//! Across replicas one processor works at a time: with [`Processor::with_lease`] a pass
+//! runs only while this replica holds the `processor` lease, and its commit (activities,
+//! deliveries, cursor) is fenced by it, so a processor that lost the lease (paused past it,
+//! partitioned) cannot move the cursor or add activities. The others stand by and take
+//! the lease once it lapses.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,15 +18,19 @@ use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineEvent, SinkRouter, emit};
+use super::{PipelineEvent, SinkRouter, emit_fenced};
 use crate::account::AccountId;
 use crate::activity::{Activity, ActivitySource};
+use crate::cluster::HeldLease;
 use crate::processor::derive::apply_telephony;
 use crate::processor::envelope::{EventPath, Notification};
 use crate::processor::messages::{VoicemailInput, new_voicemail_ids, voicemail_received};
 use crate::processor::state::SessionState;
 use crate::processor::telephony::TelephonyEvent;
 use crate::store::{CursorUpdate, Store, StoreError};
+
+/// Another replica holds the processor lease.
+struct StandingBy;
 
 /// The cursor holding the last processed inbox `seq`.
 pub const CURSOR: &str = "processor.inbox_seq";
@@ -34,6 +44,8 @@ pub struct PassReport {
     pub activities: usize,
     /// Rows skipped (unknown event kinds, unreadable bodies), kept in the inbox.
     pub skipped: usize,
+    /// Another replica holds the processor lease: nothing was done.
+    pub standby: bool,
 }
 
 /// Inbox → activities.
@@ -43,6 +55,7 @@ pub struct Processor {
     events: Option<mpsc::UnboundedSender<PipelineEvent>>,
     delivery_wakeup: Option<Arc<Notify>>,
     batch: usize,
+    lease: Option<tokio::sync::Mutex<HeldLease>>,
 }
 
 fn skip(account: &AccountId, seq: i64, why: &'static str, detail: &str) {
@@ -59,7 +72,54 @@ impl Processor {
             events: None,
             delivery_wakeup: None,
             batch: 256,
+            lease: None,
         }
+    }
+
+    /// Works only while holding `lease` (the `processor` lease), renewing it as passes
+    /// run, with every commit fenced by it.
+    #[must_use]
+    pub fn with_lease(mut self, lease: HeldLease) -> Self {
+        self.lease = Some(tokio::sync::Mutex::new(lease));
+        self
+    }
+
+    /// The lease to write under: `Ok(None)` without a lease, `Err(StandingBy)` while
+    /// another replica holds it.
+    async fn fence(&self) -> Result<Option<crate::store::Lease>, StandingBy> {
+        let Some(lease) = &self.lease else {
+            return Ok(None);
+        };
+        let mut lease = lease.lock().await;
+        match lease.tend_if_due().await {
+            Ok(true) => lease.current().cloned().map(Some).ok_or(StandingBy),
+            Ok(false) => Err(StandingBy),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the processor lease");
+                lease.current().cloned().map(Some).ok_or(StandingBy)
+            }
+        }
+    }
+
+    async fn lost_lease(&self) {
+        if let Some(lease) = &self.lease {
+            lease.lock().await.lost();
+        }
+    }
+
+    /// Whether this processor still holds its lease (always, without one).
+    async fn holds_lease(&self) -> bool {
+        match &self.lease {
+            None => true,
+            Some(l) => l.lock().await.current().is_some(),
+        }
+    }
+
+    fn renew_period(&self) -> Duration {
+        self.lease
+            .as_ref()
+            .and_then(|l| l.try_lock().ok().map(|l| l.timing().renew))
+            .unwrap_or(Duration::from_secs(1))
     }
 
     /// Reports finished calls, voicemail changes and renewal reminders here.
@@ -95,6 +155,12 @@ impl Processor {
     /// # Errors
     /// The store's error; nothing of the batch is committed then.
     pub async fn pass(&self) -> Result<PassReport, StoreError> {
+        let Ok(fence) = self.fence().await else {
+            return Ok(PassReport {
+                standby: true,
+                ..PassReport::default()
+            });
+        };
         let after = self.position().await?;
         let rows = self.store.inbox_after(after, self.batch).await?;
         let Some(last) = rows.last().map(|r| r.seq) else {
@@ -203,7 +269,7 @@ impl Processor {
             }
         }
 
-        report.activities = emit(
+        report.activities = match emit_fenced(
             self.store.as_ref(),
             &self.router,
             activities,
@@ -212,8 +278,26 @@ impl Processor {
                 name: CURSOR.to_owned(),
                 value: last.to_string(),
             }),
+            fence.as_ref(),
         )
-        .await?;
+        .await
+        {
+            Ok(n) => n,
+            Err(StoreError::Conflict(why)) if fence.is_some() => {
+                tracing::warn!(reason = %why, "processor lease lost: the batch was not committed");
+                self.lost_lease().await;
+                return Ok(PassReport {
+                    standby: true,
+                    ..PassReport::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        // The batch is committed; a processor that lost its lease since leaves the session
+        // state to the new holder (which re-derives from its own reading).
+        if !self.holds_lease().await {
+            return Ok(report);
+        }
         let now = Utc::now();
         for key in changed {
             if let Some(state) = sessions.get(&key) {
@@ -246,6 +330,9 @@ impl Processor {
         let mut total = PassReport::default();
         loop {
             let r = self.pass().await?;
+            if r.standby {
+                total.standby = true;
+            }
             if r.rows == 0 {
                 return Ok(total);
             }
@@ -256,11 +343,29 @@ impl Processor {
     }
 
     /// Runs until `shutdown`: drains the inbox whenever `wake` is notified, and at least
-    /// every `poll`. Store failures are logged and retried after a pause.
+    /// every `poll`. Store failures are logged and retried after a pause. With a lease, a
+    /// standby tries to take it every renew period, and the lease is released on shutdown.
     pub async fn run(self, shutdown: CancellationToken, wake: Arc<Notify>, poll: Duration) {
+        self.run_loop(&shutdown, &wake, poll).await;
+        if let Some(lease) = &self.lease
+            && let Err(e) = lease.lock().await.release().await
+        {
+            tracing::warn!(error = %e, "could not release the processor lease");
+        }
+    }
+
+    async fn run_loop(&self, shutdown: &CancellationToken, wake: &Notify, poll: Duration) {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.drain().await {
+                Ok(r) if r.standby => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(self.renew_period()) => {}
+                    }
+                    continue;
+                }
                 Ok(r) => {
                     backoff = Duration::from_millis(100);
                     if r.rows > 0 {

@@ -19,6 +19,12 @@
 //!   committed with its progress, so a long backfill continues where it stopped after a
 //!   restart.
 //! - [`run_backfills`]: every closed gap in the ledger, backfilled once and marked done.
+//!
+//! Across replicas, an account's sync runs where its keeper runs: with
+//! [`AccountSync::with_lease`] the timed and event-driven syncs and the gap backfill run
+//! only while this replica holds the account's `keeper:{account}` lease, and their writes
+//! (activities, sync cursors, backfill progress) are fenced by it. A backfill an operator
+//! asks for runs anywhere.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +37,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{SinkRouter, emit};
+use super::{SinkRouter, emit_fenced};
 use crate::account::AccountId;
 use crate::activity::{Activity, ActivitySource};
+use crate::cluster::is_live;
 use crate::processor::calllog::{
     CallLogInput, backfill_missed, call_logged, logged_key, recording_ready,
 };
@@ -42,8 +49,8 @@ use crate::ringcentral::call_log::{CallLogQuery, CallLogRecord, CallLogScope};
 use crate::ringcentral::governor::Priority;
 use crate::ringcentral::messages::VoicemailQuery;
 use crate::ringcentral::sync::CallLogSync;
-use crate::ringcentral::{ApiError, RingCentral};
-use crate::store::{BackfillState, CursorUpdate, Store, StoreError};
+use crate::ringcentral::{ApiError, Clock, RingCentral};
+use crate::store::{BackfillState, CursorUpdate, Lease, Store, StoreError};
 
 /// The cursor holding the account's call-log-sync token.
 pub const CALL_LOG_TOKEN: &str = "sync.call_log_token";
@@ -140,6 +147,9 @@ pub enum SyncError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// Another replica keeps this account (holds its `keeper:{account}` lease).
+    #[error("another replica keeps this account")]
+    NotHeld,
 }
 
 /// What a sync or backfill read and emitted.
@@ -172,7 +182,11 @@ pub struct AccountSync {
     scope: watch::Receiver<SyncScope>,
     voicemail_turn: Arc<AtomicUsize>,
     call_log_turn: Arc<AtomicUsize>,
+    gate: Option<LeaseGate>,
 }
+
+/// The account keeper's lease as this replica holds it, and the clock it is timed by.
+type LeaseGate = (watch::Receiver<Option<Lease>>, Arc<dyn Clock>);
 
 impl AccountSync {
     /// Sync for `client`'s account; gaps are widened by `margin` on both sides.
@@ -192,7 +206,42 @@ impl AccountSync {
             scope: watch::channel(SyncScope::default()).1,
             voicemail_turn: Arc::new(AtomicUsize::new(0)),
             call_log_turn: Arc::new(AtomicUsize::new(0)),
+            gate: None,
         }
+    }
+
+    /// Runs the syncs and gap backfills only while `lease` (the account keeper's, see
+    /// [`crate::keeper::KeeperHandle::lease`]) is held and not lapsed on `clock`, and
+    /// fences their writes with it.
+    #[must_use]
+    pub fn with_lease(
+        mut self,
+        lease: watch::Receiver<Option<Lease>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        self.gate = Some((lease, clock));
+        self
+    }
+
+    /// The lease to write under: `Ok(None)` when not gated.
+    ///
+    /// # Errors
+    /// [`SyncError::NotHeld`] while another replica keeps the account.
+    pub fn fence(&self) -> Result<Option<Lease>, SyncError> {
+        let Some((lease, clock)) = &self.gate else {
+            return Ok(None);
+        };
+        let lease = lease.borrow().clone();
+        if is_live(lease.as_ref(), clock.now()) {
+            Ok(lease)
+        } else {
+            Err(SyncError::NotHeld)
+        }
+    }
+
+    /// Whether this replica runs the account's sync now.
+    pub fn holds_lease(&self) -> bool {
+        self.fence().is_ok()
     }
 
     /// The same sync following `scope` (extension discovery's output) instead of the
@@ -324,6 +373,7 @@ impl AccountSync {
         scope: CallLogScope,
         priority: Priority,
     ) -> Result<SyncReport, SyncError> {
+        let fence = self.fence()?;
         let cursor = match &scope {
             CallLogScope::Account => CALL_LOG_TOKEN.to_owned(),
             CallLogScope::Extension(ext) => per_extension_cursor(CALL_LOG_TOKEN, ext),
@@ -340,7 +390,7 @@ impl AccountSync {
             })
             .await?;
         let activities = self.records_to_activities(&result.records).await?;
-        let emitted = emit(
+        let emitted = emit_fenced(
             self.store.as_ref(),
             &self.router,
             activities,
@@ -349,6 +399,7 @@ impl AccountSync {
                 name: cursor,
                 value: result.sync_token.clone(),
             }),
+            fence.as_ref(),
         )
         .await?;
         Ok(SyncReport {
@@ -443,6 +494,7 @@ impl AccountSync {
         extension: &str,
         priority: Priority,
     ) -> Result<SyncReport, SyncError> {
+        let fence = self.fence()?;
         let cursor = per_extension_cursor(VOICEMAIL_SINCE, extension);
         let since = self
             .store
@@ -461,7 +513,14 @@ impl AccountSync {
             name: cursor,
             value: t.to_rfc3339(),
         });
-        let emitted = emit(self.store.as_ref(), &self.router, activities, cursor).await?;
+        let emitted = emit_fenced(
+            self.store.as_ref(),
+            &self.router,
+            activities,
+            cursor,
+            fence.as_ref(),
+        )
+        .await?;
         Ok(SyncReport {
             call_log_records: 0,
             voicemails: read,
@@ -480,23 +539,32 @@ impl AccountSync {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<SyncReport, SyncError> {
-        self.backfill_steps(None, from, until).await
+        self.backfill_steps(None, from, until, None).await
     }
 
     /// [`AccountSync::backfill`] for gap `gap_id`, resumable: each step (the account's call
     /// log, or one extension's call log or message store) commits its activities together
     /// with the gap's progress, and a later call continues after the last committed step.
     ///
+    /// With a lease gate, only while the lease is held, each step fenced by it.
+    ///
     /// # Errors
-    /// RingCentral's or the store's error; the steps before it stay committed.
+    /// RingCentral's or the store's error; the steps before it stay committed;
+    /// [`SyncError::NotHeld`] while another replica keeps the account.
     pub async fn backfill_gap(
         &self,
         gap_id: i64,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<SyncReport, SyncError> {
-        self.backfill_steps(Some(format!("{BACKFILL_PROGRESS}.{gap_id}")), from, until)
-            .await
+        let fence = self.fence()?;
+        self.backfill_steps(
+            Some(format!("{BACKFILL_PROGRESS}.{gap_id}")),
+            from,
+            until,
+            fence.as_ref(),
+        )
+        .await
     }
 
     async fn backfill_steps(
@@ -504,6 +572,7 @@ impl AccountSync {
         progress_cursor: Option<String>,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
+        fence: Option<&Lease>,
     ) -> Result<SyncReport, SyncError> {
         let (from, until) = (from - self.margin, until + self.margin);
         let scope = self.scope();
@@ -551,7 +620,7 @@ impl AccountSync {
                     progress.voicemail_phase = true;
                 }
                 progress.activities += self
-                    .emit_step(activities, progress_cursor.as_ref(), &progress)
+                    .emit_step(activities, progress_cursor.as_ref(), &progress, fence)
                     .await?;
             }
             progress.voicemail_phase = true;
@@ -564,7 +633,7 @@ impl AccountSync {
             progress.voicemails += read;
             progress.after = Some(ext);
             progress.activities += self
-                .emit_step(activities, progress_cursor.as_ref(), &progress)
+                .emit_step(activities, progress_cursor.as_ref(), &progress, fence)
                 .await?;
         }
         let report = SyncReport {
@@ -590,13 +659,14 @@ impl AccountSync {
         activities: Vec<Activity>,
         cursor: Option<&String>,
         progress: &Progress,
+        fence: Option<&Lease>,
     ) -> Result<u64, SyncError> {
         let update = cursor.map(|name| CursorUpdate {
             account: Some(self.account.clone()),
             name: name.clone(),
             value: serde_json::to_string(progress).unwrap_or_default(),
         });
-        Ok(emit(self.store.as_ref(), &self.router, activities, update).await? as u64)
+        Ok(emit_fenced(self.store.as_ref(), &self.router, activities, update, fence).await? as u64)
     }
 
     /// Runs until `shutdown`: a call-log sync and a voicemail sync every `interval`, a
@@ -690,7 +760,7 @@ impl AccountSync {
             Ok(r) if r.activities_emitted > 0 => {
                 tracing::info!(account = %self.account, what, emitted = r.activities_emitted, "sync emitted activities");
             }
-            Ok(_) => {}
+            Ok(_) | Err(SyncError::NotHeld) => {}
             Err(e) => {
                 metrics::counter!("ringrelay_sync_failures_total", "account" => self.account.to_string()).increment(1);
                 tracing::warn!(account = %self.account, what, error = %e, "sync failed; the next one retries");
@@ -742,6 +812,10 @@ pub async fn run_backfills(
         let Some(sync) = syncs.iter().find(|s| s.account() == &gap.account) else {
             continue;
         };
+        // Only the replica keeping the account backfills its gaps (once, fenced).
+        if !sync.holds_lease() {
+            continue;
+        }
         if !sync.ready() {
             tracing::debug!(account = %gap.account, gap = gap.id, "backfill waits for extension discovery");
             continue;

@@ -92,7 +92,15 @@ pub(super) async fn webhook(
     let presented = headers
         .get(VERIFICATION_TOKEN)
         .and_then(|v| v.to_str().ok());
-    match state.tokens.check(&account_id, presented, now) {
+    let mut check = state.tokens.check(&account_id, presented, now);
+    if matches!(check, TokenCheck::Wrong | TokenCheck::NotConfigured)
+        && state.tokens.reload_due(&account_id)
+    {
+        // Another replica's keeper may have created the subscription: re-read it.
+        relearn(&state, &account_id, now).await;
+        check = state.tokens.check(&account_id, presented, now);
+    }
+    match check {
         TokenCheck::Valid => {}
         TokenCheck::Missing => {
             return refuse(
@@ -248,6 +256,27 @@ pub(super) async fn webhook(
                 Json(json!({ "error": "could not store the notification" })),
             )
                 .into_response()
+        }
+    }
+}
+
+/// Re-reads the account's stored subscriptions (the record and the keeper's extra ones)
+/// and learns their tokens (a failure is only logged: the request is then refused as it
+/// would have been).
+async fn relearn(state: &ReceiverState, account: &AccountId, now: chrono::DateTime<Utc>) {
+    let stored = match state.store.subscription(account).await {
+        Ok(Some(record)) => crate::keeper::stored_tokens(state.store.as_ref(), &record).await,
+        Ok(None) => return,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(tokens) => {
+            for (id, token) in tokens {
+                state.tokens.learn(account, &id, token, now);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%account, error = %e, "could not re-read the stored subscription tokens");
         }
     }
 }

@@ -4,6 +4,10 @@
 //! token. The keeper registers each one when it creates or adopts it and retires the ones
 //! it deletes; a replaced or retired token stays valid for a grace period so notifications
 //! already in flight from the old subscription are not refused.
+//!
+//! With several replicas, another replica's keeper may create a subscription: the
+//! receiver then re-reads the account's stored subscriptions ([`TokenRegistry::learn`])
+//! when a presented token is unknown, at most once per [`RELOAD_EVERY`] per account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +17,9 @@ use subtle::ConstantTimeEq as _;
 
 use crate::account::AccountId;
 use crate::config::Secret;
+
+/// How often, at most, one account's stored tokens are re-read after a failed check.
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The result of checking a presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +60,7 @@ impl Entry {
 pub struct TokenRegistry {
     inner: Arc<RwLock<HashMap<AccountId, Entry>>>,
     grace: Duration,
+    reloads: Arc<std::sync::Mutex<HashMap<AccountId, std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for TokenRegistry {
@@ -73,7 +81,57 @@ impl TokenRegistry {
         Self {
             inner: Arc::new(RwLock::new(HashMap::new())),
             grace: Duration::from_std(grace).unwrap_or_else(|_| Duration::minutes(10)),
+            reloads: Arc::default(),
         }
+    }
+
+    /// Whether the account's stored tokens may be re-read now (at most once per
+    /// [`RELOAD_EVERY`]); a `true` answer counts as the re-read.
+    pub fn reload_due(&self, account: &AccountId) -> bool {
+        let now = std::time::Instant::now();
+        let mut map = self
+            .reloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(account) {
+            Some(at) if now.duration_since(*at) < RELOAD_EVERY => false,
+            _ => {
+                map.insert(account.clone(), now);
+                true
+            }
+        }
+    }
+
+    /// Learns a subscription's token read from the store (another replica's keeper
+    /// stored it): it becomes current for `subscription_id` unless it is already a
+    /// current token or a replaced one within its grace (a stored record may lag what
+    /// this replica's keeper just set or retired).
+    pub fn learn(
+        &self,
+        account: &AccountId,
+        subscription_id: &str,
+        token: Secret,
+        now: DateTime<Utc>,
+    ) {
+        {
+            let map = self
+                .inner
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(e) = map.get(account) {
+                let mut known = false;
+                for r in &e.current {
+                    known |= ct_eq(r.token.expose(), token.expose());
+                }
+                for (r, until) in &e.previous {
+                    known |= ct_eq(r.token.expose(), token.expose()) & (now <= *until);
+                }
+                if known {
+                    return;
+                }
+            }
+        }
+        self.set(account, subscription_id, token, now);
     }
 
     /// Makes `token` the current token of the account's subscription `subscription_id`
@@ -228,6 +286,37 @@ impl TokenRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learned_token_becomes_current_unless_already_known() {
+        let reg = TokenRegistry::new(std::time::Duration::from_secs(600));
+        let t0 = Utc::now();
+        reg.learn(&acme(), "sub-1", Secret::new("a"), t0);
+        assert_eq!(reg.check(&acme(), Some("a"), t0), TokenCheck::Valid);
+        reg.set(&acme(), "sub-1", Secret::new("b"), t0);
+        // The stored record still has sub-1's old token: learning it must not make it
+        // current again over the newer one.
+        reg.learn(&acme(), "sub-1", Secret::new("a"), t0);
+        reg.retire(&acme(), "sub-1", t0);
+        let later = t0 + Duration::minutes(11);
+        assert_eq!(
+            reg.check(&acme(), Some("a"), later),
+            TokenCheck::NotConfigured
+        );
+        // A subscription another replica created is learned.
+        reg.learn(&acme(), "sub-2", Secret::new("c"), later);
+        assert_eq!(reg.check(&acme(), Some("c"), later), TokenCheck::Valid);
+        assert!(reg.is_known_subscription(&acme(), "sub-2", later));
+    }
+
+    #[test]
+    fn reloads_are_rate_limited_per_account() {
+        let reg = TokenRegistry::new(std::time::Duration::from_secs(600));
+        let other = AccountId::parse("other").expect("slug");
+        assert!(reg.reload_due(&acme()));
+        assert!(!reg.reload_due(&acme()));
+        assert!(reg.reload_due(&other));
+    }
 
     fn acme() -> AccountId {
         AccountId::parse("acme").expect("slug")

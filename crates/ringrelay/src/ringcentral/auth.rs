@@ -4,6 +4,10 @@
 //! single-use refresh token, falling back to a fresh JWT exchange when the refresh fails.
 //! Concurrent callers wait for the one refresh in flight (single-flight: the refresh runs
 //! under the state lock). Every token request takes an Auth-group slot (5/min).
+//!
+//! With [`SharedTokens`] (several replicas), the holder first adopts the token another
+//! replica stored, and refreshes only under the cluster-wide refresh lock, storing the new
+//! pair for the others; a replica that finds the lock taken waits for the stored result.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use super::clock::Clock;
 use super::error::ApiError;
 use super::governor::{ApiGroup, Governor, Priority, RateLimitHeaders};
 use super::retry::RetryPolicy;
+use super::shared::{SharedTokens, TokenPair};
 use crate::config::Secret;
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -39,6 +44,8 @@ pub(crate) struct AuthConfig {
 struct TokenState {
     access: Option<(Secret, DateTime<Utc>)>,
     refresh: Option<(Secret, DateTime<Utc>)>,
+    /// An access token RingCentral refused (401): never adopted again from the store.
+    rejected: Option<Secret>,
 }
 
 /// One account's cached OAuth tokens.
@@ -49,6 +56,7 @@ pub(crate) struct TokenHolder {
     governor: Arc<Governor>,
     state: Mutex<TokenState>,
     credential_expires_at: Option<DateTime<Utc>>,
+    shared: Option<Arc<dyn SharedTokens>>,
 }
 
 impl std::fmt::Debug for TokenHolder {
@@ -86,7 +94,14 @@ impl TokenHolder {
             governor,
             state: Mutex::new(TokenState::default()),
             credential_expires_at,
+            shared: None,
         }
+    }
+
+    /// Shares the tokens with other replicas through `shared` (`None`: this process only).
+    pub(crate) fn with_shared(mut self, shared: Option<Arc<dyn SharedTokens>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// When the JWT credential itself expires (its `exp` claim, decoded, not verified).
@@ -98,16 +113,40 @@ impl TokenHolder {
     pub(crate) async fn access_token(&self) -> Result<Secret, ApiError> {
         let mut state = self.state.lock().await;
         let now = self.clock.now();
-        let margin = chrono::Duration::from_std(self.config.refresh_before)
-            .unwrap_or(chrono::Duration::zero());
-        if let Some((token, expires_at)) = &state.access
-            && *expires_at - margin > now
-        {
-            return Ok(token.clone());
+        if let Some(token) = self.fresh(&state, now) {
+            return Ok(token);
         }
-        let refresh = state.refresh.take().filter(|(_, until)| *until > now);
-        match self.obtain(&mut state, refresh).await {
-            Ok(info) => Ok(self.store(&mut state, info)),
+        if let Some(shared) = self.shared.clone() {
+            return self.shared_access_token(&mut state, shared.as_ref()).await;
+        }
+        self.renew(&mut state, None).await
+    }
+
+    fn margin(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.refresh_before).unwrap_or(chrono::Duration::zero())
+    }
+
+    /// The cached access token while more than `refresh_before` is left.
+    fn fresh(&self, state: &TokenState, now: DateTime<Utc>) -> Option<Secret> {
+        state
+            .access
+            .as_ref()
+            .filter(|(_, expires_at)| *expires_at - self.margin() > now)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// Obtains a new pair (refresh grant, or JWT exchange), preferring `refresh` (the
+    /// newest stored refresh token) over the cached one.
+    async fn renew(
+        &self,
+        state: &mut TokenState,
+        refresh: Option<(Secret, DateTime<Utc>)>,
+    ) -> Result<Secret, ApiError> {
+        let now = self.clock.now();
+        let cached = state.refresh.take();
+        let refresh = refresh.or(cached).filter(|(_, until)| *until > now);
+        match self.obtain(state, refresh).await {
+            Ok(info) => Ok(self.store(state, info)),
             // A token that has not expired yet is still better than none.
             Err(e) => match &state.access {
                 Some((token, expires_at)) if *expires_at > now && e.is_retryable() => {
@@ -116,6 +155,130 @@ impl TokenHolder {
                 }
                 _ => Err(e),
             },
+        }
+    }
+
+    /// Adopts `pair` when its access token is fresh and not the one RingCentral refused.
+    fn adopt(&self, state: &mut TokenState, pair: Option<TokenPair>) -> Option<Secret> {
+        let pair = pair?;
+        let now = self.clock.now();
+        let refused = state
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.expose() == pair.access.expose());
+        if refused || pair.access_expires_at - self.margin() <= now {
+            return None;
+        }
+        state.access = Some((pair.access.clone(), pair.access_expires_at));
+        state.refresh = pair.refresh.zip(pair.refresh_expires_at);
+        Some(pair.access)
+    }
+
+    /// The shared path: the stored token if fresh; else refresh under the cluster lock and
+    /// store the result; else wait for the replica that holds the lock.
+    async fn shared_access_token(
+        &self,
+        state: &mut TokenState,
+        shared: &dyn SharedTokens,
+    ) -> Result<Secret, ApiError> {
+        let stored = match shared.load().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the shared token; working on our own");
+                return self.renew(state, None).await;
+            }
+        };
+        // A stored token that is due for refresh but not expired yet serves while another
+        // replica refreshes.
+        let unexpired = stored.as_ref().and_then(|p| {
+            let refused = state
+                .rejected
+                .as_ref()
+                .is_some_and(|r| r.expose() == p.access.expose());
+            (!refused && p.access_expires_at > self.clock.now())
+                .then(|| (p.access.clone(), p.access_expires_at))
+        });
+        if let Some(token) = self.adopt(state, stored) {
+            return Ok(token);
+        }
+        match shared.lock_refresh().await {
+            Ok(true) => {
+                let result = self.refresh_under_lock(state, shared).await;
+                shared.unlock_refresh().await;
+                result
+            }
+            Ok(false) => match unexpired {
+                Some((token, expires_at)) => {
+                    state.access = Some((token.clone(), expires_at));
+                    Ok(token)
+                }
+                None => self.wait_for_other(state, shared).await,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the token refresh lock; working on our own");
+                self.renew(state, None).await
+            }
+        }
+    }
+
+    async fn refresh_under_lock(
+        &self,
+        state: &mut TokenState,
+        shared: &dyn SharedTokens,
+    ) -> Result<Secret, ApiError> {
+        // Another replica may have stored a new pair between our read and the lock.
+        let stored = shared.load().await.ok().flatten();
+        let newest_refresh = stored
+            .as_ref()
+            .and_then(|p| p.refresh.clone().zip(p.refresh_expires_at));
+        if let Some(token) = self.adopt(state, stored) {
+            return Ok(token);
+        }
+        let before = state.access.as_ref().map(|(t, _)| t.expose().to_owned());
+        let token = self.renew(state, newest_refresh).await?;
+        if before.as_deref() == Some(token.expose()) {
+            // The refresh failed and the current token is still used: nothing new to share
+            // (and the stored refresh token must not be overwritten).
+            return Ok(token);
+        }
+        let pair = TokenPair {
+            access: token.clone(),
+            access_expires_at: state
+                .access
+                .as_ref()
+                .map_or_else(|| self.clock.now(), |(_, at)| *at),
+            refresh: state.refresh.as_ref().map(|(t, _)| t.clone()),
+            refresh_expires_at: state.refresh.as_ref().map(|(_, at)| *at),
+        };
+        if let Err(e) = shared.save(&pair).await {
+            tracing::warn!(error = %e, "the refreshed token could not be shared");
+        }
+        Ok(token)
+    }
+
+    /// Another replica is refreshing and no unexpired token is at hand: poll the stored
+    /// token until it is fresh (at most [`SharedTokens::refresh_wait`]).
+    async fn wait_for_other(
+        &self,
+        state: &mut TokenState,
+        shared: &dyn SharedTokens,
+    ) -> Result<Secret, ApiError> {
+        let step = std::time::Duration::from_millis(100);
+        let rounds = (shared.refresh_wait().as_millis() / step.as_millis()).max(1);
+        for _ in 0..rounds {
+            // Real time: the other replica works in real time (a simulated clock's sleep
+            // would only move simulated time).
+            tokio::time::sleep(step).await;
+            if let Some(token) = self.adopt(state, shared.load().await.ok().flatten()) {
+                return Ok(token);
+            }
+        }
+        let now = self.clock.now();
+        match &state.access {
+            Some((token, expires_at)) if *expires_at > now => Ok(token.clone()),
+            _ => Err(ApiError::Transport(
+                "another replica is refreshing the token and has not stored it yet".to_owned(),
+            )),
         }
     }
 
@@ -156,6 +319,7 @@ impl TokenHolder {
         };
         let token = Secret::new(info.access_token);
         state.access = Some((token.clone(), now + secs(info.expires_in, 3600)));
+        state.rejected = None;
         state.refresh = info.refresh_token.map(|r| {
             (
                 Secret::new(r),
@@ -175,12 +339,18 @@ impl TokenHolder {
         {
             state.access = None;
         }
+        state.rejected = Some(rejected.clone());
     }
 
     /// Revokes the OAuth session (all its tokens) and forgets the tokens. RingCentral
     /// advises ignoring revoke errors; the caller may log them.
     pub(crate) async fn revoke(&self) -> Result<(), ApiError> {
         let mut state = self.state.lock().await;
+        if self.shared.is_some() {
+            // Other replicas (and the next start) use the same tokens: only forget them.
+            *state = TokenState::default();
+            return Ok(());
+        }
         let token = state
             .refresh
             .take()

@@ -10,6 +10,7 @@
 //! - [`subscriptions`], [`call_log`], [`messages`], [`sync`], [`extensions`]: the typed
 //!   calls and their domain types (wire types stay private).
 //! - [`clock`]: injected time, so tests and the demo run on the simulator's clock.
+//! - [`shared`]: tokens shared between replicas (single-flight refresh across a cluster).
 
 pub mod auth;
 pub mod call_log;
@@ -21,6 +22,7 @@ mod http;
 pub mod lenient;
 pub mod messages;
 pub mod retry;
+pub mod shared;
 pub mod subscriptions;
 pub mod sync;
 
@@ -42,6 +44,7 @@ pub use extensions::{Extension, ExtensionKind, ExtensionStatus, GrantedPermissio
 pub use governor::{ApiGroup, GovernorSettings, GroupLimit, Priority};
 pub use messages::{TranscriptionStatus, VoicemailMessage, VoicemailQuery};
 pub use retry::RetryPolicy;
+pub use shared::{SharedTokenError, SharedTokens, TokenPair};
 pub use subscriptions::{CreateSubscription, DisabledFilter, Subscription, SubscriptionStatus};
 pub use sync::{CallLogSync, MessageSync, SyncResult};
 
@@ -127,6 +130,19 @@ impl RingCentral {
     /// [`ApiError::Config`] when the HTTP client cannot be built or the server URL cannot
     /// be a base.
     pub fn with_clock(settings: ClientSettings, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
+        Self::with_shared_tokens(settings, clock, None)
+    }
+
+    /// A client on the given clock whose tokens are shared with other replicas through
+    /// `shared` (see [`shared`]); `None` keeps them in this process only.
+    ///
+    /// # Errors
+    /// As [`RingCentral::with_clock`].
+    pub fn with_shared_tokens(
+        settings: ClientSettings,
+        clock: Arc<dyn Clock>,
+        shared: Option<Arc<dyn SharedTokens>>,
+    ) -> Result<Self, ApiError> {
         if settings.server.cannot_be_a_base() {
             return Err(ApiError::Config(format!(
                 "server {} is not an http(s) base URL",
@@ -152,7 +168,8 @@ impl RingCentral {
             http.clone(),
             clock.clone(),
             governor.clone(),
-        );
+        )
+        .with_shared(shared);
         Ok(Self {
             inner: Arc::new(Inner {
                 retry: settings.retry,
@@ -197,7 +214,8 @@ impl RingCentral {
     }
 
     /// Revokes the OAuth session on shutdown. RingCentral advises ignoring a failure
-    /// (log it, don't retry).
+    /// (log it, don't retry). A client whose tokens are shared with other replicas only
+    /// forgets them here: the others (and the next start) keep using them.
     ///
     /// # Errors
     /// What the revoke endpoint answered.

@@ -439,6 +439,59 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // ----- cluster (several replicas on one database) -----
+
+    /// Every lease with an owner (held, or lapsed and not yet taken over), by name.
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn leases(&self) -> Result<Vec<Lease>, StoreError>;
+
+    /// Extends, in one statement, every lease `owner` holds whose name starts with
+    /// `prefix` to `now + ttl`; returns them (a replica renewing all its account leases at
+    /// once). A lease another owner took is not among them.
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        prefix: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError>;
+
+    /// [`Store::insert_activities`], only while `fence` is still held (same owner and
+    /// fence), checked in the same transaction: a replica that lost the lease cannot move
+    /// the cursor or add activities.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the lease changed hands or was released (nothing is
+    /// written); otherwise as [`Store::insert_activities`].
+    async fn insert_activities_fenced(
+        &self,
+        activities: Vec<NewActivity>,
+        processed: Option<CursorUpdate>,
+        fence: &Lease,
+    ) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// The account's shared OAuth tokens, if any were saved.
+    ///
+    /// # Errors
+    /// On a backend failure.
+    async fn oauth_tokens(&self, account: &AccountId) -> Result<Option<StoredTokens>, StoreError>;
+
+    /// Saves the account's OAuth tokens, only while `fence` (the refresh lease) is held.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the lease changed hands or was released (nothing is
+    /// written); on a backend failure.
+    async fn save_oauth_tokens(
+        &self,
+        tokens: &StoredTokens,
+        fence: &Lease,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store at `url` (creating an SQLite file if missing), running migrations when

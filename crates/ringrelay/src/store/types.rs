@@ -477,3 +477,27 @@ pub struct StoredExtension {
     /// When the row was added or last changed (unchanged rows keep their time).
     pub updated_at: DateTime<Utc>,
 }
+
+/// An account's OAuth tokens as shared by every replica (`oauth_tokens` table). They are
+/// secrets kept in the database in plain text: whoever can read the database can call
+/// RingCentral as the account until they expire (see `docs/scaling.md`).
+#[derive(Debug, Clone)]
+pub struct StoredTokens {
+    /// The account.
+    pub account: AccountId,
+    /// Which credential obtained them (a hash of the client id and JWT, never the secrets
+    /// themselves), so tokens of a replaced credential are not reused.
+    pub credential: String,
+    /// The access token.
+    pub access_token: Secret,
+    /// When the access token expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// The single-use refresh token, when RingCentral gave one.
+    pub refresh_token: Option<Secret>,
+    /// When the refresh token expires.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// When they were obtained.
+    pub updated_at: DateTime<Utc>,
+    /// The replica that obtained them.
+    pub updated_by: String,
+}

@@ -14,6 +14,7 @@ use ringrelay::store::{
     SubscriptionRecord,
 };
 
+pub use super::cluster::*;
 pub use crate::extensions::*;
 
 type S = Arc<dyn Store>;

@@ -2,6 +2,7 @@
 //! PostgreSQL when `RINGRELAY_TEST_POSTGRES_URL` is set, each test in a fresh schema that is
 //! dropped afterwards), plus the crash test.
 
+mod cluster;
 mod conformance;
 mod crash;
 mod extensions;
@@ -111,4 +112,8 @@ conformance!(
     ping_answers,
     extension_lists_are_replaced_per_account_keeping_unchanged_times,
     a_repeated_extension_id_keeps_its_last_values,
+    a_fenced_write_lands_only_while_the_lease_is_held,
+    leases_list_their_holders,
+    a_replica_renews_all_its_account_leases_at_once,
+    shared_tokens_are_written_only_under_their_lease,
 );

@@ -6,6 +6,12 @@
 //! lease changed hands (new fence) starts over as a newcomer would. Every write that acts on
 //! RingCentral or the subscription record is preceded by that lease check.
 //!
+//! The lease is timed by [`LeaseTiming`] (its own clock, TTL and renew period): the task
+//! renews it every renew period between steps (with a fair share, through the replica's
+//! batch renewal: no write of its own), and a standby tries to take it as often, so a dead
+//! replica's accounts move within the TTL. [`KeeperHandle::lease`] tells the account's
+//! sync whether this replica holds it.
+//!
 //! The keeper holds one subscription, or several when it follows covered extensions
 //! ([`KeeperContext::extensions`]): the first is stored as the account's subscription
 //! record, the others (ids and tokens, in order) in the store cursor
@@ -25,6 +31,8 @@ use super::pack::{self, SlotAction};
 use super::plan::{self, normalize_filter};
 use super::{SubscriptionApi, TokenSink, explain};
 use crate::account::AccountId;
+use crate::cluster::LeaseTiming;
+use crate::cluster::share::Renewal;
 use crate::config::{AccountSettings, Secret, Settings};
 use crate::ringcentral::{ApiError, Clock, Subscription, SubscriptionStatus, SystemClock};
 use crate::store::{DisabledFilter, GapCause, Lease, Store, StoreError, chrono_duration};
@@ -112,6 +120,8 @@ pub struct KeeperContext {
     pub owner: String,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// How the `keeper:{account}` lease is timed (its TTL, renew period and clock).
+    pub lease: LeaseTiming,
 }
 
 impl std::fmt::Debug for KeeperContext {
@@ -155,7 +165,15 @@ impl KeeperContext {
             tokens,
             owner: owner.into(),
             clock: Arc::new(SystemClock),
+            lease: LeaseTiming::from_settings(&settings.cluster),
         }
+    }
+
+    /// The same context with another lease timing.
+    #[must_use]
+    pub fn with_lease_timing(mut self, lease: LeaseTiming) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The same context following these covered extensions (see
@@ -178,7 +196,7 @@ impl KeeperContext {
     }
 
     fn lease_ttl(&self) -> Duration {
-        (self.reconcile_interval * 3).max(Duration::from_secs(30))
+        self.lease.ttl
     }
 }
 
@@ -233,6 +251,9 @@ pub struct Keeper {
     last_event: Option<DateTime<Utc>>,
     silence_checked: Option<DateTime<Utc>>,
     status: KeeperStatus,
+    lease_watch: watch::Sender<Option<Lease>>,
+    /// When the lease was taken (lease clock, after the acquisition returned).
+    lease_taken_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -282,7 +303,84 @@ impl Keeper {
             last_event: None,
             silence_checked: None,
             status,
+            lease_watch: watch::channel(None).0,
+            lease_taken_at: None,
         }
+    }
+
+    /// Sees the account's lease as this keeper holds it (`None` while another replica
+    /// does, or before the first step).
+    pub fn lease_watch(&self) -> watch::Receiver<Option<Lease>> {
+        self.lease_watch.subscribe()
+    }
+
+    fn publish_lease(&self) {
+        if *self.lease_watch.borrow() != self.lease {
+            self.lease_watch.send_replace(self.lease.clone());
+        }
+    }
+
+    /// Gives the lease up because this replica keeps more than its share: a heartbeat
+    /// first (so the next keeper's downtime gap starts now), then the release.
+    async fn hand_over(&mut self, lease: Lease) {
+        tracing::info!(account = %self.ctx.account, "handing the account over: this replica keeps more than its share");
+        if self.status.state == CoverageState::Covered
+            && let Err(e) = self.ledger.heartbeat(self.ctx.clock.now()).await
+        {
+            tracing::warn!(account = %self.ctx.account, error = %e, "could not record the heartbeat before handing over");
+        }
+        if let Err(e) = self.ctx.store.release_lease(&lease).await {
+            tracing::warn!(account = %self.ctx.account, error = %e, "could not release the keeper lease");
+        }
+        self.lease = None;
+    }
+
+    /// Between steps: renews the lease when held (with a fair share, reads it from the
+    /// replica's batch renewal instead). `true` when a step should run now (the lease was
+    /// lost to another replica, or this keeper stands by and may take it).
+    pub async fn tend_lease(&mut self) -> bool {
+        let Some(held) = self.lease.clone() else {
+            return true;
+        };
+        let now = self.ctx.lease.now();
+        let share = self.ctx.lease.share.clone();
+        let batch = share
+            .as_ref()
+            .map_or(Renewal::Unknown, |s| s.renewal(&held, self.lease_taken_at));
+        let result = match batch {
+            Renewal::Renewed(lease) => Ok(lease),
+            Renewal::Gone => Err(StoreError::Conflict("taken by another replica".to_owned())),
+            Renewal::Unknown => {
+                self.ctx
+                    .store
+                    .renew_lease(&held, now, self.ctx.lease_ttl())
+                    .await
+            }
+        };
+        let step = match result {
+            Ok(lease) if share.as_ref().is_some_and(|s| s.give_up_one()) => {
+                self.hand_over(lease).await;
+                true
+            }
+            Ok(lease) => {
+                self.lease = Some(lease);
+                false
+            }
+            Err(StoreError::Conflict(_)) => {
+                tracing::warn!(account = %self.ctx.account, "keeper lease lost to another replica");
+                if let Some(s) = &share {
+                    s.lost();
+                }
+                self.lease = None;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(account = %self.ctx.account, error = %e, "could not renew the keeper lease");
+                false
+            }
+        };
+        self.publish_lease();
+        step
     }
 
     /// The latest status.
@@ -390,6 +488,7 @@ impl Keeper {
         }
         self.status.next_attempt = Some(next_wake);
         self.status.checked_at = Some(now);
+        self.publish_lease();
         StepOutcome {
             state: self.status.state.clone(),
             next_wake: self.next_wake(next_wake),
@@ -442,6 +541,7 @@ impl Keeper {
     /// # Errors
     /// On a store failure.
     pub async fn shutdown(self) -> Result<(), StoreError> {
+        self.lease_watch.send_replace(None);
         let Some(lease) = &self.lease else {
             return Ok(());
         };
@@ -451,7 +551,8 @@ impl Keeper {
         self.ctx.store.release_lease(lease).await
     }
     /// Takes or extends the lease. `Ok(None)`: another owner holds it.
-    async fn hold_lease(&mut self, now: DateTime<Utc>) -> Result<Option<String>, KeeperError> {
+    async fn hold_lease(&mut self) -> Result<Option<String>, KeeperError> {
+        let now = self.ctx.lease.now();
         let name = self.ctx.lease_name();
         let ttl = self.ctx.lease_ttl();
         if let Some(held) = &self.lease {
@@ -464,6 +565,12 @@ impl Keeper {
                 Err(e) => return Err(e.into()),
             }
         }
+        let share = self.ctx.lease.share.clone();
+        if share.as_ref().is_some_and(|s| !s.may_take()) {
+            return Ok(Some(
+                "another replica (this one keeps its share)".to_owned(),
+            ));
+        }
         match self
             .ctx
             .store
@@ -472,6 +579,10 @@ impl Keeper {
         {
             Some(lease) => {
                 self.lease = Some(lease);
+                self.lease_taken_at = Some(self.ctx.lease.now());
+                if let Some(s) = &share {
+                    s.took();
+                }
                 self.take_over().await?;
                 Ok(None)
             }
@@ -484,7 +595,7 @@ impl Keeper {
         let Some(held) = &self.lease else {
             return Err(KeeperError::LeaseLost);
         };
-        let now = self.ctx.clock.now();
+        let now = self.ctx.lease.now();
         match self
             .ctx
             .store
@@ -537,7 +648,7 @@ impl Keeper {
         trigger: Trigger,
         now: DateTime<Utc>,
     ) -> Result<StepState, KeeperError> {
-        if let Some(holder) = self.hold_lease(now).await? {
+        if let Some(holder) = self.hold_lease().await? {
             return Ok(StepState::Standby(holder));
         }
         if trigger == Trigger::Timer && self.silence_due().is_some_and(|at| at <= now) {

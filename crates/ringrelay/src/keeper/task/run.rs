@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::super::extensions::{Coverage, EffectiveScope};
 use super::{Keeper, KeeperContext, KeeperStatus, Trigger};
 use crate::receiver::StrayReport;
+use crate::store::Lease;
 
 /// A command for a running keeper.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,7 @@ pub enum Command {
 pub struct KeeperHandle {
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<KeeperStatus>,
+    lease: watch::Receiver<Option<Lease>>,
     stop: tokio_util::sync::CancellationToken,
     join: JoinHandle<()>,
 }
@@ -53,6 +55,13 @@ impl KeeperHandle {
     /// A receiver that sees every status change.
     pub fn watch(&self) -> watch::Receiver<KeeperStatus> {
         self.status.clone()
+    }
+
+    /// A receiver that sees the account's lease as this replica holds it (`None` while
+    /// another replica keeps the account): the account's sync and backfill run only
+    /// while it is `Some` and not lapsed.
+    pub fn lease(&self) -> watch::Receiver<Option<Lease>> {
+        self.lease.clone()
     }
 
     /// Stops the keeper (heartbeat, lease release) and waits for it.
@@ -125,10 +134,13 @@ pub fn spawn(ctx: KeeperContext) -> KeeperHandle {
     let (tx, rx) = mpsc::channel(64);
     let (status_tx, status_rx) = watch::channel(KeeperStatus::starting(ctx.account.clone()));
     let stop = tokio_util::sync::CancellationToken::new();
-    let join = tokio::spawn(Box::pin(run(Keeper::new(ctx), rx, status_tx, stop.clone())));
+    let keeper = Keeper::new(ctx);
+    let lease = keeper.lease_watch();
+    let join = tokio::spawn(Box::pin(run(keeper, rx, status_tx, stop.clone())));
     KeeperHandle {
         commands: tx,
         status: status_rx,
+        lease,
         stop,
         join,
     }
@@ -155,6 +167,8 @@ async fn run(
     };
     status.send_replace(keeper.status().clone());
     let mut extensions = keeper.ctx.extensions.clone();
+    let renew = keeper.ctx.lease.renew;
+    let mut lease_due = tokio::time::Instant::now() + renew;
     loop {
         let wake = keeper.next_wake(outcome.next_wake);
         let wait = (wake - clock.now()).to_std().unwrap_or(Duration::ZERO);
@@ -167,6 +181,14 @@ async fn run(
         let trigger = tokio::select! {
             () = stop.cancelled() => break,
             () = clock.sleep(wait) => Trigger::Timer,
+            // The lease on its own (real-time) timer: no RingCentral call.
+            () = tokio::time::sleep_until(lease_due) => {
+                lease_due = tokio::time::Instant::now() + renew;
+                if !keeper.tend_lease().await {
+                    continue;
+                }
+                Trigger::Reconcile
+            }
             still = changed => {
                 if !still {
                     // The publisher is gone: keep the last list, stop watching.

@@ -22,7 +22,8 @@ use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
     DeliveryFilter, DeliveryResult, DeliveryState, ExtensionRecord, Gap, GapCause,
     InboxAccountSummary, InboxRow, InboxStats, Lease, NewActivity, NewNotification, PruneCounts,
-    SinkState, Store, StoreError, StoredExtension, SubscriptionRecord, chrono_duration,
+    SinkState, Store, StoreError, StoredExtension, StoredTokens, SubscriptionRecord,
+    chrono_duration,
 };
 
 /// Rows removed per pruning transaction.
@@ -53,7 +54,7 @@ impl PostgresStore {
         c.execute(sql, params).await.map_err(pg_err)
     }
 
-    async fn insert_activity(
+    pub(super) async fn insert_activity(
         t: &deadpool_postgres::Transaction<'_>,
         n: &NewActivity,
         now: i64,
@@ -782,5 +783,39 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("postgres: {e}")))?;
         Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.cluster_leases().await
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        prefix: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        self.renew_owned_leases(owner, prefix, us(now + chrono_duration(ttl)))
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
+    async fn insert_activities_fenced(
+        &self,
+        activities: Vec<NewActivity>,
+        processed: Option<CursorUpdate>,
+        fence: &Lease,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.insert_fenced(&activities, processed.as_ref(), fence)
+            .await
+    }
+
+    async fn oauth_tokens(&self, acc: &AccountId) -> Result<Option<StoredTokens>, StoreError> {
+        self.load_oauth_tokens(acc.as_str()).await
+    }
+
+    async fn save_oauth_tokens(&self, s: &StoredTokens, fence: &Lease) -> Result<(), StoreError> {
+        self.store_oauth_tokens(s, fence).await
     }
 }

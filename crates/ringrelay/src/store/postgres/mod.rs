@@ -5,6 +5,7 @@
 //! Connection loss surfaces as [`StoreError::Unavailable`]; the pool reconnects when the
 //! server is back. Connections use no TLS (run it on a private network or a local socket).
 
+mod cluster;
 mod extensions;
 mod impl_store;
 mod rows;

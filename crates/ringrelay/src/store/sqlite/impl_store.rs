@@ -17,7 +17,8 @@ use crate::store::{
     AppendOutcome, BackfillState, ClaimedDelivery, CursorUpdate, Delivery, DeliveryCount,
     DeliveryFilter, DeliveryResult, DeliveryState, ExtensionRecord, Gap, GapCause,
     InboxAccountSummary, InboxRow, InboxStats, Lease, NewActivity, NewNotification, PruneCounts,
-    SinkState, Store, StoreError, StoredExtension, SubscriptionRecord, chrono_duration,
+    SinkState, Store, StoreError, StoredExtension, StoredTokens, SubscriptionRecord,
+    chrono_duration,
 };
 
 use super::ops::{PRUNE_BATCH, acquire, claim, complete, insert_activity, prune_batch, set_cursor};
@@ -692,5 +693,49 @@ impl Store for SqliteStore {
             return Err(super::gone());
         }
         Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.read(super::cluster::leases).await
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        prefix: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let (owner, prefix) = (owner.to_owned(), prefix.to_owned());
+        let until = us(now + chrono_duration(ttl));
+        self.write(move |t| super::cluster::renew_leases(t, &owner, &prefix, until))
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(count = activities.len()))]
+    async fn insert_activities_fenced(
+        &self,
+        activities: Vec<NewActivity>,
+        processed: Option<CursorUpdate>,
+        fence: &Lease,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let now = us(Utc::now());
+        let fence = fence.clone();
+        self.write(move |t| {
+            super::cluster::insert_fenced(t, &activities, processed.as_ref(), &fence, now)
+        })
+        .await
+    }
+
+    async fn oauth_tokens(&self, acc: &AccountId) -> Result<Option<StoredTokens>, StoreError> {
+        let acc = acc.as_str().to_owned();
+        self.read(move |c| super::cluster::oauth_tokens(c, &acc))
+            .await
+    }
+
+    async fn save_oauth_tokens(&self, s: &StoredTokens, fence: &Lease) -> Result<(), StoreError> {
+        let (s, fence) = (s.clone(), fence.clone());
+        self.write(move |t| super::cluster::save_oauth_tokens(t, &s, &fence))
+            .await
     }
 }

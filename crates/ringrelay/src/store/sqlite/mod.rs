@@ -3,6 +3,7 @@
 //! batches (group commit), other writes run between batches. Reads use separate
 //! connections, so they never wait behind the writer.
 
+mod cluster;
 mod extensions;
 mod impl_store;
 mod inbox;

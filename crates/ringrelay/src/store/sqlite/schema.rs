@@ -123,6 +123,19 @@ CREATE TABLE extensions (
     PRIMARY KEY (account, extension_id)
 );
 ",
+    // Shared OAuth tokens (several replicas, one token per account; secrets in plain text).
+    r"
+CREATE TABLE oauth_tokens (
+    account TEXT PRIMARY KEY,
+    credential TEXT NOT NULL,
+    access_token TEXT NOT NULL,
+    access_expires_at INTEGER NOT NULL,
+    refresh_token TEXT,
+    refresh_expires_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+);
+",
 ];
 
 /// The schema version this build writes.
