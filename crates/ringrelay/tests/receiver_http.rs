@@ -341,3 +341,64 @@ async fn parallel_posts_over_a_real_socket_are_all_stored_once() {
     uuids.dedup();
     assert_eq!(uuids.len(), 50);
 }
+
+#[tokio::test]
+async fn a_token_another_replica_stored_is_learned_before_refusing() {
+    let mut h = harness().await;
+    // Another replica's keeper created sub-2 for globex (unknown here) and stored it.
+    let globex = AccountId::parse("globex").expect("slug");
+    let now = Utc::now();
+    h.store
+        .upsert_subscription(&ringrelay::store::SubscriptionRecord {
+            account: globex.clone(),
+            id: "sub-2".into(),
+            status: "Active".into(),
+            expires_at: now + chrono::Duration::days(7),
+            address: "https://relay.example.com/webhooks/ringcentral/globex".into(),
+            verification_token: Some(Secret::new("from-another-replica")),
+            event_filters: vec![],
+            disabled_filters: vec![],
+            created_at: now,
+            renewed_at: None,
+            last_error: None,
+        })
+        .await
+        .expect("stored");
+    let headers = [
+        ("content-type", "application/json"),
+        ("verification-token", "from-another-replica"),
+    ];
+    let (status, _, _) = post(
+        &h.router,
+        "/webhooks/ringcentral/globex",
+        &headers,
+        notification("u-learned", "sub-2"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "learned from the store, then accepted"
+    );
+    assert!(
+        h.strays.try_recv().is_err(),
+        "sub-2 is now a known subscription"
+    );
+    // A wrong token is still refused (its store re-reads are rate-limited per account: see
+    // the unit tests of `receiver::tokens`).
+    let wrong = [
+        ("content-type", "application/json"),
+        ("verification-token", "guess"),
+    ];
+    for i in 0..5 {
+        let (status, _, _) = post(
+            &h.router,
+            "/webhooks/ringcentral/globex",
+            &wrong,
+            notification(&format!("u-wrong-{i}"), "sub-2"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(stored(&h.store).await.len(), 1);
+}
