@@ -29,7 +29,7 @@ async fn play_and_check(store_url: Option<String>) {
     // Expected per account and type, from the calls the simulator generated.
     let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut calls_per_account: BTreeMap<&str, usize> = BTreeMap::new();
-    for (account, call, owner_voicemail) in demo.calls() {
+    for (account, call, voicemail) in demo.calls() {
         *calls_per_account.entry(account).or_default() += 1;
         let mut add = |kind: &str, n: usize| {
             if n > 0 {
@@ -45,7 +45,7 @@ async fn play_and_check(store_url: Option<String>) {
         ) {
             add("call.missed", 1);
         }
-        if owner_voicemail {
+        if voicemail {
             add("voicemail.received", 1);
         }
     }
