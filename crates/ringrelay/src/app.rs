@@ -32,9 +32,10 @@ use crate::cluster::{FairShare, HeldLease, LeaseTiming, PROCESSOR_LEASE, StoreTo
 use crate::config::{self, Settings};
 use crate::delivery::matcher::{Matcher, sinks_for};
 use crate::delivery::{self, ConfiguredSink};
+use crate::keeper::extensions::{self, DiscoveryContext, DiscoveryHandle};
 use crate::keeper::{self, Command, KeeperContext, KeeperHandle, SubscriptionApi, TokenSink};
 use crate::pipeline::process::Processor;
-use crate::pipeline::sync::{AccountSync, SyncTrigger, backfill_loop};
+use crate::pipeline::sync::{AccountSync, SyncScope, SyncTrigger, backfill_loop};
 use crate::pipeline::{PipelineEvent, SinkRouter};
 use crate::receiver::{self, ReceiverLimits, ReceiverState, StrayReport, TokenRegistry};
 use crate::ringcentral::{ClientSettings, Clock, RingCentral, SharedTokens, SystemClock};
@@ -313,6 +314,32 @@ impl Application {
             ));
         }
 
+        // Extension discovery per account: which extensions are covered (scope, permissions,
+        // status, kind), followed by the keeper's voicemail filters and by the sync.
+        let mut discoveries: std::collections::HashMap<AccountId, DiscoveryHandle> =
+            std::collections::HashMap::new();
+        // Each moves into the task that follows the keeper's lease (discovery stops when
+        // its `active` sender is gone).
+        let mut discovery_active = Vec::new();
+        for (account, client) in settings.accounts.iter().zip(&clients) {
+            let ctx = DiscoveryContext {
+                account: account.id.clone(),
+                scope: account.scope.clone(),
+                api: Arc::new(client.clone()),
+                store: store.clone(),
+                clock: clock.clone(),
+                refresh: settings.keeper.extension_refresh,
+                retry_base: Duration::from_secs(5),
+            };
+            // Active while this replica holds the account's keeper lease (set below).
+            let (active_tx, active) = tokio::sync::watch::channel(false);
+            discovery_active.push((account.id.clone(), active_tx));
+            discoveries.insert(
+                account.id.clone(),
+                extensions::spawn(ctx, active, stop_parts.clone()),
+            );
+        }
+
         // One keeper per account (leased in the store, so one across replicas).
         let mut keepers: std::collections::HashMap<AccountId, KeeperHandle> =
             std::collections::HashMap::new();
@@ -329,9 +356,30 @@ impl Application {
             )
             .with_clock(clock.clone())
             .with_lease_timing(leases.clone());
+            let ctx = match discoveries.get(&account.id) {
+                Some(d) => ctx.with_extensions(keeper::follow_coverage(d.subscribe()).0),
+                None => ctx,
+            };
             keepers.insert(account.id.clone(), keeper::spawn(ctx));
         }
         let keepers = Arc::new(keepers);
+        // Discovery calls RingCentral only where the account's keeper holds its lease.
+        for (account, active) in discovery_active {
+            if let Some(k) = keepers.get(&account) {
+                let mut lease = k.lease();
+                let stop = stop_parts.clone();
+                parts.spawn(async move {
+                    loop {
+                        let held = lease.borrow_and_update().is_some();
+                        active.send_if_modified(|a| std::mem::replace(a, held) != held);
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            changed = lease.changed() => if changed.is_err() { return },
+                        }
+                    }
+                });
+            }
+        }
 
         // Sync per account, and the gap backfill: only where the account's keeper runs.
         let mut triggers = std::collections::HashMap::new();
@@ -346,6 +394,9 @@ impl Application {
             );
             if let Some(k) = keepers.get(client.account()) {
                 sync = sync.with_lease(k.lease(), leases.clock.clone());
+            }
+            if let Some(d) = discoveries.get(client.account()) {
+                sync = sync.with_scope(follow_watch(d.subscribe(), |c| SyncScope::from(c)));
             }
             let (tx, rx) = mpsc::unbounded_channel();
             triggers.insert(client.account().clone(), tx);
@@ -394,7 +445,10 @@ impl Application {
                             }
                         }
                         PipelineEvent::ExtensionsChanged { account } => {
-                            tracing::info!(%account, "extension list changed");
+                            tracing::info!(%account, "extension list changed: refreshing coverage");
+                            if let Some(d) = discoveries.get(&account) {
+                                d.trigger();
+                            }
                         }
                         PipelineEvent::RenewalReminder { account } => {
                             tracing::info!(%account, "renewal reminder received");
@@ -513,6 +567,26 @@ impl Application {
         tracing::info!("ringrelay stopped");
         served
     }
+}
+
+/// A watch channel following `source` through `f` (the task ends with `source`).
+fn follow_watch<T, U>(
+    mut source: tokio::sync::watch::Receiver<T>,
+    f: impl Fn(&T) -> U + Send + 'static,
+) -> tokio::sync::watch::Receiver<U>
+where
+    T: Send + Sync + 'static,
+    U: Send + Sync + 'static,
+{
+    let (tx, rx) = tokio::sync::watch::channel(f(&source.borrow_and_update()));
+    tokio::spawn(async move {
+        while source.changed().await.is_ok() {
+            if tx.send(f(&source.borrow_and_update())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// The HTTP surface (receiver + admin) with the request time limit (503, so RingCentral

@@ -6,6 +6,9 @@ use super::super::pack::{self, DesiredSet};
 use super::super::plan::normalize_filter;
 use super::{Keeper, OWN_VOICEMAIL};
 use crate::ringcentral::Subscription;
+
+/// RingCentral's extension-list event filter (extensions added, changed, removed).
+pub const EXTENSION_LIST_FILTER: &str = "/restapi/v1.0/account/~/extension";
 use crate::store::DisabledFilter;
 
 impl Keeper {
@@ -54,7 +57,7 @@ impl Keeper {
             .collect();
         let extensions = self.wanted_extensions(listed);
         let own_voicemail = normalize_filter(OWN_VOICEMAIL);
-        let account_filters: Vec<String> = self
+        let mut account_filters: Vec<String> = self
             .ctx
             .event_filters
             .iter()
@@ -64,6 +67,23 @@ impl Keeper {
             })
             .cloned()
             .collect();
+        // Covering other extensions means following the extension list: its change event
+        // makes discovery refresh at once (an added extension is covered in seconds, not
+        // at the next periodic refresh). Discovery only names other extensions after it
+        // could list them, so the app has `ReadAccounts`, which the event needs.
+        let list_filter = normalize_filter(EXTENSION_LIST_FILTER);
+        if !extensions.is_empty()
+            && !refused.contains(&list_filter)
+            && !account_filters
+                .iter()
+                .any(|f| normalize_filter(f) == list_filter)
+        {
+            let at = account_filters
+                .iter()
+                .position(|f| pack::is_reminder(f))
+                .unwrap_or(account_filters.len());
+            account_filters.insert(at, EXTENSION_LIST_FILTER.to_owned());
+        }
         let reminder = account_filters
             .iter()
             .find(|f| pack::is_reminder(f))
