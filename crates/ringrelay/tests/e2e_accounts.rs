@@ -21,7 +21,6 @@ const ACCOUNTS: u32 = 20;
 
 #[tokio::test]
 async fn twenty_accounts_each_reach_only_their_own_sinks() {
-    let _ = tracing_subscriber::fmt().with_env_filter("ringrelay=info").with_test_writer().try_init();
     let sim = Sim::start(
         SimConfig::default()
             .with_rate_limits(RateLimits::default())

@@ -532,7 +532,6 @@ async fn run(
     trigger: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    let clock = Arc::clone(&discovery.ctx.clock);
     let refresh = discovery.ctx.refresh;
     let mut backoff = Backoff::new(discovery.ctx.retry_base, refresh);
     loop {
@@ -559,7 +558,10 @@ async fn run(
         };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = clock.sleep(wait) => {}
+            // Real time, not the RingCentral clock: the simulator's clock advances by
+            // whatever its sleepers wait, and an hour-long refresh timer on it would make
+            // simulated time run away.
+            () = tokio::time::sleep(wait) => {}
             () = trigger.notified() => {}
             changed = active.changed() => if changed.is_err() { return },
         }
