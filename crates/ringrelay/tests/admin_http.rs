@@ -71,6 +71,25 @@ impl Fake {
                     vec![]
                 },
                 keeper: None,
+                extensions: Some(ringrelay::admin::ExtensionsView {
+                    total: 12,
+                    covered: 10,
+                    updated_at: Some(now() - Duration::hours(1)),
+                    not_covered: vec![
+                        ringrelay::admin::UncoveredExtension {
+                            id: "62295327009".into(),
+                            number: Some("110".into()),
+                            name: "Main IVR".into(),
+                            reason: "type IvrMenu takes no voicemail".into(),
+                        },
+                        ringrelay::admin::UncoveredExtension {
+                            id: "62295327011".into(),
+                            number: Some("112".into()),
+                            name: "Former Employee".into(),
+                            reason: "status Disabled".into(),
+                        },
+                    ],
+                }),
             }],
             sinks: vec![SinkStatus {
                 name: "crm".into(),
@@ -511,6 +530,11 @@ async fn status_page_login_flow_and_retry_button() {
     );
     assert!(html.contains("HTTP 500 &lt;boom&gt;"), "errors are escaped");
     assert!(html.contains("/ui/deliveries/9/retry"));
+    assert!(
+        html.contains("10/12 extensions covered (not covered: 1 status Disabled, 1 type IvrMenu takes no voicemail)"),
+        "extension coverage with reasons: {html}"
+    );
+    assert!(html.contains("<td>Former Employee</td><td>status Disabled</td>"));
 
     let retry = Request::builder()
         .method("POST")
@@ -547,6 +571,10 @@ fn human_status_table() {
         assert!(row.contains(cell), "{cell} in {row}");
     }
     assert!(text.contains("crm") && text.contains("webhook"));
+    assert!(
+        text.contains("  acme: 10/12 extensions covered (not covered: 1 status Disabled,"),
+        "{text}"
+    );
 }
 
 /// Where chromedriver is, or `None` (the test then says it was skipped). `.ci/run`

@@ -234,6 +234,23 @@ async fn every_extension_voicemail_is_delivered_live_and_extensions_come_and_go(
             .all(|e| e.record.reason.is_some()),
         "each extension left out says why"
     );
+    // The admin API's status (what `ringrelay status --json` prints) shows the same.
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/v1/status", w.port))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    let ext = &status["accounts"][0]["extensions"];
+    assert_eq!(ext["total"], EXTENSIONS);
+    assert_eq!(ext["covered"], mailboxes.len());
+    assert_eq!(
+        ext["not_covered"].as_array().map(Vec::len),
+        Some(EXTENSIONS as usize - mailboxes.len())
+    );
 
     // Voicemails left in 40 different mailboxes arrive from the webhooks.
     let targets: Vec<String> = mailboxes.iter().step_by(4).take(40).cloned().collect();

@@ -27,8 +27,8 @@ use serde_json::json;
 
 pub use auth::{AdminAuth, AuthOutcome};
 pub use model::{
-    AccountStatus, DeliveryView, DisabledFilterView, GapView, LeaseView, Readiness, SinkStatus,
-    StatusReport, SubscriptionView,
+    AccountStatus, DeliveryView, DisabledFilterView, ExtensionsView, GapView, LeaseView, Readiness,
+    SinkStatus, StatusReport, SubscriptionView, UncoveredExtension,
 };
 pub use source::{Runtime, StoreAdminSource};
 

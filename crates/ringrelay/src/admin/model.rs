@@ -60,6 +60,61 @@ pub struct AccountStatus {
     /// The replica keeping the account (holding its `keeper:{account}` lease).
     #[serde(default)]
     pub keeper: Option<LeaseView>,
+    /// Which of the account's extensions are covered, as extension discovery last stored
+    /// it; `None` before discovery has listed them.
+    #[serde(default)]
+    pub extensions: Option<ExtensionsView>,
+}
+
+/// An account's extensions and their coverage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionsView {
+    /// Extensions RingCentral lists for the account.
+    pub total: usize,
+    /// Extensions whose voicemail (and call log) ringrelay covers.
+    pub covered: usize,
+    /// When discovery last stored a change to the list.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The extensions not covered, each with why.
+    pub not_covered: Vec<UncoveredExtension>,
+}
+
+impl ExtensionsView {
+    /// The not-covered extensions counted by reason, most frequent first.
+    pub fn reasons(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for e in &self.not_covered {
+            *counts.entry(e.reason.as_str()).or_default() += 1;
+        }
+        let mut out: Vec<(String, usize)> =
+            counts.into_iter().map(|(r, n)| (r.to_owned(), n)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// `"163/200"`, with the reasons the rest are not covered.
+    pub fn summary(&self) -> String {
+        let mut line = format!("{}/{} extensions covered", self.covered, self.total);
+        let reasons = self.reasons();
+        if !reasons.is_empty() {
+            let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            line.push_str(&format!(" (not covered: {})", parts.join(", ")));
+        }
+        line
+    }
+}
+
+/// An extension ringrelay does not cover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UncoveredExtension {
+    /// RingCentral's extension id.
+    pub id: String,
+    /// Its short number, when it has one.
+    pub number: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Why it is not covered (status, kind, permission, scope, subscription limit).
+    pub reason: String,
 }
 
 impl AccountStatus {

@@ -153,6 +153,9 @@ pub fn status_text(report: &StatusReport) -> String {
     }
     let mut out = accounts.render();
     for a in &report.accounts {
+        if let Some(e) = &a.extensions {
+            let _ = writeln!(out, "  {}: {}", a.id, e.summary());
+        }
         for problem in &a.problems {
             let _ = writeln!(out, "  {}: {problem}", a.id);
         }
@@ -342,6 +345,23 @@ pub fn status_page(report: &StatusReport, deliveries: &[DeliveryView]) -> String
             pending = a.pending_backfills(),
             svg = timeline_svg(&a.gaps, start, now),
         );
+        if let Some(e) = &a.extensions {
+            let _ = write!(h, "<p class=\"extensions\">{}</p>", escape(&e.summary()));
+            if !e.not_covered.is_empty() {
+                h.push_str("<details><summary>extensions not covered</summary><table class=\"extensions\"><tr><th>extension</th><th>number</th><th>name</th><th>why</th></tr>");
+                for x in &e.not_covered {
+                    let _ = write!(
+                        h,
+                        "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(&x.id),
+                        escape(x.number.as_deref().unwrap_or("-")),
+                        escape(&x.name),
+                        escape(&x.reason)
+                    );
+                }
+                h.push_str("</table></details>");
+            }
+        }
         if !a.problems.is_empty() {
             h.push_str("<ul class=\"problems\">");
             for p in &a.problems {

@@ -12,8 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::model::{
-    AccountStatus, DeliveryView, DisabledFilterView, GapView, Readiness, SinkStatus, StatusReport,
-    SubscriptionView,
+    AccountStatus, DeliveryView, DisabledFilterView, ExtensionsView, GapView, Readiness,
+    SinkStatus, StatusReport, SubscriptionView, UncoveredExtension,
 };
 use super::{AdminError, AdminSource, BackfillSummary, DeliveryQuery, SubscriptionAction};
 use crate::account::AccountId;
@@ -151,6 +151,18 @@ impl StoreAdminSource {
             .map(KeeperHandle::status);
         match &keeper {
             Some(k) if k.state != CoverageState::Covered => problems.extend(k.explain(now)),
+            // Covered, but extensions left out by the subscription limit say so.
+            Some(k)
+                if k.extensions
+                    .as_ref()
+                    .is_some_and(|e| e.over_limit.is_some()) =>
+            {
+                problems.extend(
+                    k.explain(now)
+                        .into_iter()
+                        .filter(|l| l.starts_with("NOT covered")),
+                );
+            }
             Some(_) => {}
             None => match &record {
                 None => problems
@@ -224,7 +236,31 @@ impl StoreAdminSource {
                 .collect(),
             problems,
             keeper: None,
+            extensions: self.extensions_view(id).await?,
         })
+    }
+
+    /// The account's stored extensions (discovery's last list) as operators see them.
+    async fn extensions_view(&self, id: &AccountId) -> Result<Option<ExtensionsView>, StoreError> {
+        let stored = self.store.extensions(id).await?;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ExtensionsView {
+            total: stored.len(),
+            covered: stored.iter().filter(|e| e.record.covered).count(),
+            updated_at: stored.iter().map(|e| e.updated_at).max(),
+            not_covered: stored
+                .into_iter()
+                .filter(|e| !e.record.covered)
+                .map(|e| UncoveredExtension {
+                    id: e.record.extension_id,
+                    number: e.record.number,
+                    name: e.record.name,
+                    reason: e.record.reason.unwrap_or_else(|| "not covered".to_owned()),
+                })
+                .collect(),
+        }))
     }
 }
 
