@@ -712,7 +712,8 @@ async fn status_page_in_a_real_browser() {
             let page = client.source().await?;
             if page.contains("id=\"account-acme\"")
                 && let Ok(cell) = client.find(Locator::Css(&format!("{row} td.state"))).await
-                && cell.text().await? == "failed"
+                // The element may go stale while the page is replaced: look again.
+                && cell.text().await.is_ok_and(|t| t == "failed")
             {
                 gone = true;
                 break;
