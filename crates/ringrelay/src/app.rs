@@ -40,7 +40,7 @@ use crate::pipeline::{PipelineEvent, SinkRouter};
 use crate::receiver::{self, ReceiverLimits, ReceiverState, StrayReport, TokenRegistry};
 use crate::ringcentral::{ClientSettings, Clock, RingCentral, SharedTokens, SystemClock};
 use crate::shutdown::CancellationToken;
-use crate::store::{self, OpenOptions, Store};
+use crate::store::{self, CursorUpdate, OpenOptions, Store};
 use crate::telemetry;
 
 /// How the application is built beyond its settings (tests and the demo).
@@ -419,6 +419,7 @@ impl Application {
         // Route what the processor reports.
         {
             let keepers_for_events = keepers.clone();
+            let events_store = store.clone();
             let stop = stop_parts.clone();
             parts.spawn(async move {
                 loop {
@@ -448,6 +449,18 @@ impl Application {
                             tracing::info!(%account, "extension list changed: refreshing coverage");
                             if let Some(d) = discoveries.get(&account) {
                                 d.trigger();
+                            }
+                            // For the replica running the account's discovery, if it is
+                            // another one.
+                            if let Err(e) = events_store
+                                .set_cursor(&CursorUpdate {
+                                    account: Some(account.clone()),
+                                    name: extensions::EXTENSIONS_CHANGED_CURSOR.to_owned(),
+                                    value: chrono::Utc::now().to_rfc3339(),
+                                })
+                                .await
+                            {
+                                tracing::warn!(%account, error = %e, "cannot note the extension-list change");
                             }
                         }
                         PipelineEvent::RenewalReminder { account } => {

@@ -167,6 +167,34 @@ async fn extensions_added_disabled_and_removed_at_runtime_change_the_coverage() 
     w.sim.shutdown().await;
 }
 
+/// The extension-list event is processed on whichever replica runs the processor; it
+/// notes the change in the store, and the replica running the account's discovery picks
+/// it up from there (no trigger on this handle).
+#[tokio::test]
+async fn a_change_noted_in_the_store_by_another_replica_refreshes_the_coverage() {
+    let w = world(SimPermissions::ADMIN).await;
+    let (_active_tx, active) = watch::channel(true);
+    let h = discovery(&w, Scope::Company, active);
+    until(&h, |c| c.refreshed_at.is_some()).await;
+    let acct = w.sim.accounts()[0].id.clone();
+    let added = w
+        .sim
+        .add_extension(&acct, ExtensionKind::User, "Hired Elsewhere")
+        .await
+        .unwrap();
+    w.store
+        .set_cursor(&ringrelay::store::CursorUpdate {
+            account: Some(w.account.clone()),
+            name: ringrelay::keeper::extensions::EXTENSIONS_CHANGED_CURSOR.to_owned(),
+            value: "2026-11-29T08:00:00Z".to_owned(),
+        })
+        .await
+        .unwrap();
+    let c = until(&h, |c| c.covers(&added.id)).await;
+    assert_eq!(c.extension_ids, expected(&w.sim));
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn without_company_permissions_the_company_scope_falls_back_to_self() {
     let w = world(SimPermissions::SELF_ONLY).await;

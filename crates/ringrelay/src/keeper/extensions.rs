@@ -525,6 +525,23 @@ pub fn spawn(
     }
 }
 
+/// The store cursor where the replica that processes an extension-list event notes when
+/// it arrived, so the replica running the account's discovery (maybe another one) sees it.
+pub const EXTENSIONS_CHANGED_CURSOR: &str = "extensions.changed_at";
+
+/// How often discovery looks at [`EXTENSIONS_CHANGED_CURSOR`] (a local store read).
+const CHANGE_POLL: Duration = Duration::from_secs(5);
+
+async fn changed_mark(discovery: &Discovery) -> Option<String> {
+    discovery
+        .ctx
+        .store
+        .cursor(Some(&discovery.ctx.account), EXTENSIONS_CHANGED_CURSOR)
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn run(
     mut discovery: Discovery,
     mut active: watch::Receiver<bool>,
@@ -541,6 +558,7 @@ async fn run(
                 changed = active.changed() => if changed.is_err() { return },
             }
         }
+        let seen = changed_mark(&discovery).await;
         let wait = tokio::select! {
             () = stop.cancelled() => return,
             result = discovery.refresh() => match result {
@@ -556,14 +574,23 @@ async fn run(
                 }
             },
         };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            // Real time, not the RingCentral clock: the simulator's clock advances by
-            // whatever its sleepers wait, and an hour-long refresh timer on it would make
-            // simulated time run away.
-            () = tokio::time::sleep(wait) => {}
-            () = trigger.notified() => {}
-            changed = active.changed() => if changed.is_err() { return },
+        // Real time, not the RingCentral clock: the simulator's clock advances by whatever
+        // its sleepers wait, and an hour-long refresh timer on it would make simulated time
+        // run away.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                () = trigger.notified() => break,
+                changed = active.changed() => if changed.is_err() { return } else { break },
+                // An extension-list event processed on another replica.
+                () = tokio::time::sleep(CHANGE_POLL) => {
+                    if changed_mark(&discovery).await != seen {
+                        break;
+                    }
+                }
+            }
         }
     }
 }
