@@ -25,6 +25,14 @@ async fn play_and_check(store_url: Option<String>) {
     let table = report.table();
     let log = lines.lock().expect("lines").join("\n");
     eprintln!("{log}\n{table}");
+    for account in ACCOUNTS {
+        assert!(
+            log.lines().any(|l| l.starts_with("[coverage  ]")
+                && l.contains(account)
+                && l.contains("extensions covered")),
+            "the demo shows {account}'s extension coverage:\n{log}"
+        );
+    }
 
     // Expected per account and type, from the calls the simulator generated.
     let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();

@@ -628,15 +628,56 @@ impl Demo {
         Ok(())
     }
 
+    /// One line per account once discovery has stored its extensions: how many are
+    /// covered, and why the others are not.
+    async fn coverage_lines(&self, timeout: Duration) -> Vec<String> {
+        let mut lines = Vec::new();
+        for slug in ACCOUNTS {
+            let Ok(id) = crate::account::AccountId::parse(slug) else {
+                continue;
+            };
+            let stored = wait_for(timeout, || async {
+                self.store
+                    .extensions(&id)
+                    .await
+                    .ok()
+                    .filter(|e| !e.is_empty())
+            })
+            .await
+            .unwrap_or_default();
+            let covered = stored.iter().filter(|e| e.record.covered).count();
+            let mut why: BTreeMap<String, usize> = BTreeMap::new();
+            for e in stored.iter().filter(|e| !e.record.covered) {
+                *why.entry(e.record.reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+            let why: Vec<String> = why.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            lines.push(format!(
+                "[coverage  ] {slug:<7} {covered}/{} extensions covered{}",
+                stored.len(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not covered: {})", why.join(", "))
+                }
+            ));
+        }
+        lines
+    }
+
     /// Runs the scripted day and returns the report.
     ///
     /// # Errors
     /// When the simulator refuses a scripted call, or ringrelay fails to restart.
     pub async fn play(&mut self, say: &(dyn Fn(String) + Sync)) -> anyhow::Result<DemoReport> {
         let timeout = self.options.step_timeout;
-        // 0. Both subscriptions are created.
+        // 0. Both subscriptions are created, and extension discovery says which
+        //    extensions are covered (every one with a mailbox: company scope).
         self.wait_subscribed().await?;
         say(self.progress("subscribed").await);
+        for line in self.coverage_lines(timeout).await {
+            say(line);
+        }
 
         // 1. A round of calls, then RingCentral retrying notifications it already sent.
         self.make_calls(say).await?;
