@@ -64,23 +64,9 @@ reconcile_interval = "10s"
 max_filters_per_subscription = {MAX_FILTERS}
 [sync]
 interval = "1h"
-[[accounts]]
-id = "acme"
-server = "{server}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-jwt = "{jwt}"
-[[sinks]]
-name = "log"
-type = "jsonl"
-path = "{jsonl}"
-"#,
+{acme}"#,
         db = dir.path().join("company.db").display(),
-        server = sim.base_url(),
-        client_id = sim.config().client_id,
-        client_secret = sim.config().client_secret,
-        jwt = sim.accounts()[0].jwt,
-        jsonl = jsonl.display(),
+        acme = e2e::acme_with_jsonl(&sim, &jsonl),
     );
     let settings = config::load(&text, &HashMap::new()).expect("config");
     World {

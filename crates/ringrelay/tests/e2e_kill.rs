@@ -76,23 +76,9 @@ url = "sqlite://{db}"
 reconcile_interval = "10s"
 [sync]
 interval = "5s"
-[[accounts]]
-id = "acme"
-server = "{server}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-jwt = "{jwt}"
-[[sinks]]
-name = "log"
-type = "jsonl"
-path = "{jsonl}"
-"#,
+{acme}"#,
             db = dir.path().join("k.db").display(),
-            server = sim.base_url(),
-            client_id = sim.config().client_id,
-            client_secret = sim.config().client_secret,
-            jwt = sim.accounts()[0].jwt,
-            jsonl = jsonl.display(),
+            acme = e2e::acme_with_jsonl(&sim, &jsonl),
         ),
     )
     .expect("config");

@@ -524,6 +524,14 @@ impl Company {
             .collect()
     }
 
+    /// The ids of [`Self::ours`].
+    fn our_ids(&self) -> Vec<String> {
+        self.ours()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Extension id → how many of our subscriptions carry its voicemail filter.
     fn carried(&self) -> std::collections::BTreeMap<String, usize> {
         let mut out = std::collections::BTreeMap::new();
@@ -629,11 +637,7 @@ async fn two_hundred_extensions_get_their_voicemail_filter_exactly_once_in_few_s
         .await
         .unwrap();
     let stored_ids: Vec<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
-    let listed: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed = c.our_ids();
     assert_eq!(stored_ids, listed, "all five, in order");
     c.w.tokens.clear(&acme());
     // Discovery has not answered yet after the restart: what is held stays as it is.
@@ -680,11 +684,7 @@ async fn an_extension_added_or_removed_at_runtime_is_one_put() {
     };
     covering(199).await;
     assert_eq!(c.carried().len(), 199);
-    let ids: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = c.our_ids();
     assert_eq!(ids.len(), 5);
 
     // Added: into the first subscription with room, by one PUT. That is the first one:
@@ -704,11 +704,7 @@ async fn an_extension_added_or_removed_at_runtime_is_one_put() {
     assert_eq!(covering(199).await, vec![format!("update {}", ids[2])]);
     assert_eq!(c.carried().get(&gone), None);
     assert_eq!(c.carried().len(), 199);
-    let now_ids: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let now_ids = c.our_ids();
     assert_eq!(now_ids, ids, "no subscription recreated");
     handle.shutdown().await;
     c.w.stop().await;
@@ -719,11 +715,7 @@ async fn blacklisting_one_of_several_recreates_only_it() {
     let c = company(0).await;
     let mut k = Keeper::new(c.ctx());
     k.start().await;
-    let before: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let before = c.our_ids();
     let victim = c.holder_of(&c.all[120]);
     assert_eq!(victim, before[2]);
     assert!(c.w.sim.blacklist(&victim));
@@ -734,11 +726,7 @@ async fn blacklisting_one_of_several_recreates_only_it() {
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[1], format!("delete {victim}"));
     assert_eq!(calls[2], "create");
-    let after: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let after = c.our_ids();
     assert_eq!(after.len(), 5);
     for (i, id) in before.iter().enumerate() {
         assert_eq!(after.contains(id), i != 2, "{i}");
@@ -831,11 +819,7 @@ async fn the_cli_and_check_treat_every_held_subscription_as_ours_and_strays_as_s
     let c = company(0).await;
     let mut k = Keeper::new(c.ctx());
     k.start().await;
-    let held: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let held = c.our_ids();
     assert_eq!(held.len(), 5);
     let stray =
         c.w.api
@@ -884,11 +868,7 @@ async fn the_cli_and_check_treat_every_held_subscription_as_ours_and_strays_as_s
         .await
         .unwrap();
     assert!(out.contains("1 deleted"), "{out}");
-    let left: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let left = c.our_ids();
     assert_eq!(left, held);
     let report = ringrelay::check::check_account(&settings, &settings.accounts[0]).await;
     assert!(
@@ -917,11 +897,7 @@ async fn thirty_days_of_renewals_keep_all_five_subscriptions_and_a_stray_goes() 
             .id;
     let mut k = Keeper::new(c.ctx());
     assert_eq!(k.start().await.state, CoverageState::Covered);
-    let ids: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = c.our_ids();
     assert_eq!(ids.len(), 5);
     assert!(!ids.contains(&stray), "the stray was deleted");
     c.api.take();
@@ -930,11 +906,7 @@ async fn thirty_days_of_renewals_keep_all_five_subscriptions_and_a_stray_goes() 
         k.step(Trigger::Timer).await;
         assert_eq!(k.status().state, CoverageState::Covered, "{:?}", k.status());
     }
-    let now_ids: Vec<String> = c
-        .ours()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let now_ids = c.our_ids();
     assert_eq!(now_ids, ids, "the same five, never recreated");
     assert!(c.ours().iter().all(|s| s["status"] == "Active"));
     let calls = c.api.take();

@@ -16,6 +16,11 @@ use ringrelay::store::{self, DeliveryFilter, OpenOptions, Store};
 use ringrelay_sim::{CallScenario, Fault, RateLimits, Sim, SimAccount, SimConfig, SimHandle};
 use tokio::sync::watch;
 
+// Only the shared config helper is used here.
+#[allow(dead_code)]
+#[path = "support/e2e.rs"]
+mod e2e;
+
 const EXTENSIONS: u32 = 12;
 
 struct World {
@@ -348,23 +353,9 @@ async fn the_backfill_command_covers_every_extension() {
 public_url = "http://127.0.0.1:9"
 [store]
 url = "sqlite://{db}"
-[[accounts]]
-id = "acme"
-server = "{server}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-jwt = "{jwt}"
-[[sinks]]
-name = "log"
-type = "jsonl"
-path = "{jsonl}"
-"#,
+{acme}"#,
             db = dir.path().join("cli.db").display(),
-            server = w.sim.base_url(),
-            client_id = w.sim.config().client_id,
-            client_secret = w.sim.config().client_secret,
-            jwt = w.sim.accounts()[0].jwt,
-            jsonl = dir.path().join("out.jsonl").display(),
+            acme = e2e::acme_with_jsonl(&w.sim, &dir.path().join("out.jsonl")),
         ),
     )
     .expect("config");

@@ -266,7 +266,7 @@ pub(super) fn lost(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -285,7 +285,13 @@ mod tests {
         );
     }
 
-    fn sub(id: &str, address: &str, expires_in_h: i64, now: DateTime<Utc>) -> Subscription {
+    /// An Active subscription of ours for the planning tests (also the packing's).
+    pub(crate) fn sub(
+        id: &str,
+        address: &str,
+        expires_in_h: i64,
+        now: DateTime<Utc>,
+    ) -> Subscription {
         Subscription {
             id: id.into(),
             status: SubscriptionStatus::Active,

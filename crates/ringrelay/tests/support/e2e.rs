@@ -22,3 +22,28 @@ pub fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// The config tail most end-to-end tests share: account `acme` logging in as the
+/// simulator's first account, and a JSONL sink `log` writing to `jsonl`.
+#[allow(dead_code)] // the multi-account tests build their own
+pub fn acme_with_jsonl(sim: &ringrelay_sim::SimHandle, jsonl: &std::path::Path) -> String {
+    format!(
+        r#"
+[[accounts]]
+id = "acme"
+server = "{server}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+jwt = "{jwt}"
+[[sinks]]
+name = "log"
+type = "jsonl"
+path = "{jsonl}"
+"#,
+        server = sim.base_url(),
+        client_id = sim.config().client_id,
+        client_secret = sim.config().client_secret,
+        jwt = sim.accounts()[0].jwt,
+        jsonl = jsonl.display(),
+    )
+}

@@ -2,20 +2,7 @@
 
 use super::*;
 
-fn sub(id: &str, address: &str, expires_in_h: i64, now: DateTime<Utc>) -> Subscription {
-    Subscription {
-        id: id.into(),
-        status: SubscriptionStatus::Active,
-        created_at: Some(now),
-        expires_at: now + chrono::Duration::hours(expires_in_h),
-        address: Some(address.into()),
-        transport_type: Some("WebHook".into()),
-        event_filters: vec!["/restapi/v1.0/account/1/telephony/sessions".into()],
-        disabled_filters: Vec::new(),
-        blacklisted: None,
-        verification_token: None,
-    }
-}
+use crate::keeper::plan::tests::sub;
 
 const SESSIONS: &str = "/restapi/v1.0/account/~/telephony/sessions";
 const CALL_LOG: &str = "/restapi/v1.0/account/~/extension/~/call-log";
