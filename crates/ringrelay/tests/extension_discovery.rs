@@ -3,16 +3,19 @@
 //! disabled and removed at runtime when triggered, falls back to `self` without company
 //! permissions, and makes no RingCentral call while it is not the active replica.
 
+#[path = "support/sim_client.rs"]
+mod sim_client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringrelay::account::AccountId;
-use ringrelay::config::{Scope, Secret, StoreUrl};
+use ringrelay::config::{Scope, StoreUrl};
 use ringrelay::keeper::extensions::{
     Coverage, DiscoveryContext, DiscoveryHandle, EffectiveScope, spawn,
 };
 use ringrelay::ringcentral::clock::SleepFuture;
-use ringrelay::ringcentral::{ClientSettings, Clock, GovernorSettings, RetryPolicy, RingCentral};
+use ringrelay::ringcentral::{Clock, RingCentral};
 use ringrelay::store::{self, OpenOptions, Store};
 use ringrelay_sim::{
     ExtensionKind, ExtensionStatus, Sim, SimAccount, SimClock, SimConfig, SimHandle, SimPermissions,
@@ -59,17 +62,7 @@ async fn world(permissions: SimPermissions) -> World {
 }
 
 fn client(w: &World, clock: Arc<dyn Clock>) -> RingCentral {
-    let settings = ClientSettings {
-        account: w.account.clone(),
-        server: w.sim.base_url().parse().unwrap(),
-        client_id: w.sim.config().client_id.clone(),
-        client_secret: Secret::new(w.sim.config().client_secret.clone()),
-        jwt: Secret::new(w.sim.accounts()[0].jwt.clone()),
-        request_timeout: Duration::from_secs(10),
-        refresh_before: Duration::from_secs(300),
-        retry: RetryPolicy::default(),
-        limits: GovernorSettings::default(),
-    };
+    let settings = sim_client::settings(&w.sim);
     RingCentral::with_clock(settings, clock).unwrap()
 }
 

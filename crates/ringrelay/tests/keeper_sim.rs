@@ -3,6 +3,9 @@
 //! simulated time: create, events verified by the generated token, blacklisting, expiry,
 //! reminders over 60 days, strays.
 
+#[path = "support/sim_client.rs"]
+mod sim_client;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +17,7 @@ use ringrelay::keeper::plan::normalize_filter;
 use ringrelay::keeper::task::Trigger;
 use ringrelay::keeper::{CoverageState, Keeper, KeeperContext, SubscriptionApi};
 use ringrelay::receiver::{self, ReceiverLimits, ReceiverState, TokenRegistry};
-use ringrelay::ringcentral::{
-    ClientSettings, CreateSubscription, GovernorSettings, RetryPolicy, RingCentral,
-};
+use ringrelay::ringcentral::{CreateSubscription, RingCentral};
 use ringrelay::store::{self, GapCause, OpenOptions, Store};
 use ringrelay_sim::{RateLimits, Sim, SimConfig, SimHandle};
 use serde_json::json;
@@ -85,17 +86,7 @@ async fn world_of(config: SimConfig) -> World {
         .await
         .unwrap();
     });
-    let settings = ClientSettings {
-        account: acme(),
-        server: sim.base_url().parse().unwrap(),
-        client_id: sim.config().client_id.clone(),
-        client_secret: Secret::new(sim.config().client_secret.clone()),
-        jwt: Secret::new(sim.accounts()[0].jwt.clone()),
-        request_timeout: Duration::from_secs(10),
-        refresh_before: Duration::from_secs(300),
-        retry: RetryPolicy::default(),
-        limits: GovernorSettings::default(),
-    };
+    let settings = sim_client::settings(&sim);
     let api = Arc::new(RingCentral::with_clock(settings, Arc::new(sim.clock())).unwrap());
     World {
         _dir: dir,

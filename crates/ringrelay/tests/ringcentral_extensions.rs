@@ -2,29 +2,16 @@
 //! of a large account, paced in the Medium group, and the authorization profile of an
 //! administrator and of a plain user.
 
-use std::sync::Arc;
-use std::time::Duration;
+#[path = "support/sim_client.rs"]
+mod sim_client;
 
-use ringrelay::account::AccountId;
-use ringrelay::config::Secret;
-use ringrelay::ringcentral::{
-    ApiError, ClientSettings, ExtensionKind, ExtensionStatus, GovernorSettings, RetryPolicy,
-    RingCentral,
-};
+use std::sync::Arc;
+
+use ringrelay::ringcentral::{ApiError, ExtensionKind, ExtensionStatus, RingCentral};
 use ringrelay_sim::{RateLimits, Sim, SimAccount, SimConfig, SimHandle, SimPermissions};
 
 fn client(sim: &SimHandle) -> RingCentral {
-    let settings = ClientSettings {
-        account: AccountId::parse("acme").unwrap(),
-        server: sim.base_url().parse().unwrap(),
-        client_id: sim.config().client_id.clone(),
-        client_secret: Secret::new(sim.config().client_secret.clone()),
-        jwt: Secret::new(sim.accounts()[0].jwt.clone()),
-        request_timeout: Duration::from_secs(10),
-        refresh_before: Duration::from_secs(300),
-        retry: RetryPolicy::default(),
-        limits: GovernorSettings::default(),
-    };
+    let settings = sim_client::settings(sim);
     RingCentral::with_clock(settings, Arc::new(sim.clock())).unwrap()
 }
 

@@ -2,34 +2,25 @@
 //! clock: OAuth, the token holder's rules, subscriptions with a real validation handshake,
 //! rate limits with the penalty rule (checked on the simulator's request log), and faults.
 
+#[path = "support/sim_client.rs"]
+mod sim_client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use ringrelay::account::AccountId;
 use ringrelay::config::Secret;
 use ringrelay::ringcentral::{
-    ApiError, ClientSettings, CreateSubscription, GovernorSettings, RetryPolicy, RingCentral,
-    SubscriptionStatus,
+    ApiError, ClientSettings, CreateSubscription, RingCentral, SubscriptionStatus,
 };
 use ringrelay::ringcentral::{CallLogQuery, CallLogSync, MessageSync, Priority, VoicemailQuery};
 use ringrelay_sim::{CallScenario, Fault, JWT_GRANT, RateLimits, Sim, SimConfig, SimHandle};
 use tokio_util::sync::CancellationToken;
 
 fn settings(sim: &SimHandle) -> ClientSettings {
-    ClientSettings {
-        account: AccountId::parse("acme").unwrap(),
-        server: sim.base_url().parse().unwrap(),
-        client_id: sim.config().client_id.clone(),
-        client_secret: Secret::new(sim.config().client_secret.clone()),
-        jwt: Secret::new(sim.accounts()[0].jwt.clone()),
-        request_timeout: Duration::from_secs(10),
-        refresh_before: Duration::from_secs(300),
-        retry: RetryPolicy::default(),
-        limits: GovernorSettings::default(),
-    }
+    sim_client::settings(sim)
 }
 
 fn client(sim: &SimHandle) -> RingCentral {

@@ -3,15 +3,16 @@
 //! log per extension when the company call log is not readable, and a gap backfill that
 //! stops half way continues after its last committed step instead of starting over.
 
+#[path = "support/sim_client.rs"]
+mod sim_client;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringrelay::account::AccountId;
-use ringrelay::config::Secret;
 use ringrelay::pipeline::SinkRouter;
 use ringrelay::pipeline::sync::{AccountSync, SyncScope};
-use ringrelay::ringcentral::{ClientSettings, GovernorSettings, RetryPolicy, RingCentral};
+use ringrelay::ringcentral::RingCentral;
 use ringrelay::store::{self, DeliveryFilter, OpenOptions, Store};
 use ringrelay_sim::{CallScenario, Fault, RateLimits, Sim, SimAccount, SimConfig, SimHandle};
 use tokio::sync::watch;
@@ -44,31 +45,14 @@ async fn world() -> World {
     let store = store::open(&url, &OpenOptions::default())
         .await
         .expect("open");
-    let client = RingCentral::with_clock(
-        ClientSettings {
-            account: acme(),
-            server: sim.base_url().parse().expect("url"),
-            client_id: sim.config().client_id.clone(),
-            client_secret: Secret::new(sim.config().client_secret.clone()),
-            jwt: Secret::new(sim.accounts()[0].jwt.clone()),
-            request_timeout: Duration::from_secs(10),
-            refresh_before: Duration::from_secs(300),
-            retry: RetryPolicy::default(),
-            limits: GovernorSettings::default(),
-        },
-        Arc::new(sim.clock()),
-    )
-    .expect("client");
+    let client =
+        RingCentral::with_clock(sim_client::settings(&sim), Arc::new(sim.clock())).expect("client");
     World {
         sim,
         _dir: dir,
         store,
         client,
     }
-}
-
-fn acme() -> AccountId {
-    AccountId::parse("acme").expect("slug")
 }
 
 fn router() -> SinkRouter {

@@ -203,19 +203,28 @@ impl Keeper {
                     return Ok(s);
                 }
                 Err(ApiError::InvalidFilters { message }) => {
-                    let refused = filters
-                        .iter()
-                        .position(|f| mentions(&message, f))
-                        .filter(|_| filters.len() > 1);
-                    let Some(i) = refused else {
+                    if !self.drop_refused(&mut filters, &message) {
                         return Err(ApiError::InvalidFilters { message });
-                    };
-                    let filter = filters.remove(i);
-                    self.refuse(filter, &message);
+                    }
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// After a SUB-508: removes from `filters` the one the message names and records the
+    /// refusal; `false` when none is named (or it is the last one), so the error stands.
+    fn drop_refused(&mut self, filters: &mut Vec<String>, message: &str) -> bool {
+        let Some(i) = filters
+            .iter()
+            .position(|f| mentions(message, f))
+            .filter(|_| filters.len() > 1)
+        else {
+            return false;
+        };
+        let filter = filters.remove(i);
+        self.refuse(filter, message);
+        true
     }
 
     /// Creates a subscription with `filters`, dropping refused filters (SUB-508) and
@@ -253,15 +262,9 @@ impl Keeper {
                     });
                 }
                 Err(ApiError::InvalidFilters { message }) => {
-                    let refused = filters
-                        .iter()
-                        .position(|f| mentions(&message, f))
-                        .filter(|_| filters.len() > 1);
-                    let Some(i) = refused else {
+                    if !self.drop_refused(&mut filters, &message) {
                         return Err(ApiError::InvalidFilters { message }.into());
-                    };
-                    let filter = filters.remove(i);
-                    self.refuse(filter, &message);
+                    }
                 }
                 Err(ApiError::SubscriptionLimit { message }) => {
                     if limit_retried {
