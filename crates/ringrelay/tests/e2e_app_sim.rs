@@ -7,14 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringrelay::app::{AppOptions, Application};
 use ringrelay::config;
 use ringrelay_sim::{CallScenario, RateLimits, Sim, SimConfig};
-use tokio_util::sync::CancellationToken;
 
 #[path = "support/e2e.rs"]
 mod e2e;
-use e2e::{lines, wait_for};
+use e2e::{Running, lines, start_on, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -99,29 +97,8 @@ interval = "1h"
 }
 
 impl World {
-    async fn start(
-        &self,
-    ) -> (
-        CancellationToken,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
-    ) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind the same port again");
-        let app = Application::build_with(
-            self.settings.clone(),
-            AppOptions {
-                listener: Some(listener),
-                clock: Some(Arc::new(self.sim.clock())),
-                call_log_lag: Duration::from_millis(200),
-                ..AppOptions::default()
-            },
-        )
-        .await
-        .expect("build");
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(app.run_until_stopped(stop.clone()));
-        (stop, running)
+    async fn start(&self) -> Running {
+        start_on(&self.settings, self.port, &self.sim).await
     }
 
     async fn wait_subscribed(&self) {
@@ -135,22 +112,13 @@ impl World {
     }
 }
 
-async fn stop(stop: CancellationToken, running: tokio::task::JoinHandle<anyhow::Result<()>>) {
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("stops")
-        .expect("join")
-        .expect("clean");
-}
-
 #[tokio::test]
 async fn subscribe_check_receive_and_sync() {
     let logs = capture_logs();
     let w = world().await;
     let (sim, jsonl, settings) = (&w.sim, &w.jsonl, &w.settings);
     let rc_account = sim.accounts()[0].id.clone();
-    let (stop_app, running) = w.start().await;
+    let app = w.start().await;
     w.wait_subscribed().await;
     let _ = &w.dir;
     // Operators see it: ready, covered, metrics.
@@ -225,7 +193,7 @@ async fn subscribe_check_receive_and_sync() {
     assert_eq!(ids.len(), n, "each activity written once: {all:?}");
     assert_eq!(all.iter().filter(|l| l["type"] == "call.missed").count(), 1);
 
-    stop(stop_app, running).await;
+    app.stop().await;
 
     // No secret ever reached a log line: client secret, JWT, admin token, the
     // subscription's verification token, the access tokens the simulator issued.
@@ -264,9 +232,9 @@ async fn subscribe_check_receive_and_sync() {
 async fn an_hour_of_downtime_is_backfilled_exactly_once() {
     let w = world().await;
     let rc_account = w.sim.accounts()[0].id.clone();
-    let (stop_app, running) = w.start().await;
+    let app = w.start().await;
     w.wait_subscribed().await;
-    stop(stop_app, running).await;
+    app.stop().await;
 
     let scenarios = [
         CallScenario::InboundAnswered,
@@ -306,7 +274,7 @@ async fn an_hour_of_downtime_is_backfilled_exactly_once() {
         "nothing while down"
     );
 
-    let (stop_app, running) = w.start().await;
+    let app = w.start().await;
     wait_for(
         "every call logged, missed and voicemail from the backfill",
         LIMIT,
@@ -338,7 +306,7 @@ async fn an_hour_of_downtime_is_backfilled_exactly_once() {
     }) {
         assert_eq!(l["data"]["source"], "backfill", "{l}");
     }
-    stop(stop_app, running).await;
+    app.stop().await;
 }
 
 /// Issue 7's acceptance: a subscription blacklisted for 20 minutes. The keeper replaces it
@@ -348,7 +316,7 @@ async fn an_hour_of_downtime_is_backfilled_exactly_once() {
 async fn a_blacklisted_window_is_backfilled_after_the_keeper_repairs_it() {
     let w = world().await;
     let rc_account = w.sim.accounts()[0].id.clone();
-    let (stop_app, running) = w.start().await;
+    let app = w.start().await;
     w.wait_subscribed().await;
     let old = w
         .sim
@@ -432,5 +400,5 @@ async fn a_blacklisted_window_is_backfilled_after_the_keeper_repairs_it() {
         "a new subscription replaced the blacklisted one"
     );
     assert_eq!(w.sim.too_many_requests(), 0);
-    stop(stop_app, running).await;
+    app.stop().await;
 }

@@ -9,21 +9,17 @@
 //!   `check` says so.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ringrelay::account::AccountId;
-use ringrelay::app::{AppOptions, Application};
 use ringrelay::config::{self, Settings};
-use ringrelay::store::Store;
 use ringrelay_sim::{
     CallScenario, ExtensionKind, RateLimits, Sim, SimAccount, SimConfig, SimHandle, SimPermissions,
 };
-use tokio_util::sync::CancellationToken;
 
 #[path = "support/e2e.rs"]
 mod e2e;
-use e2e::{lines, wait_for};
+use e2e::{Running, lines, start_on, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const EXTENSIONS: u32 = 200;
@@ -78,47 +74,13 @@ interval = "1h"
     }
 }
 
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    store: Arc<dyn Store>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("stops")
-            .expect("join")
-            .expect("clean");
-    }
-}
-
 impl World {
     fn rc_account(&self) -> String {
         self.sim.accounts()[0].id.clone()
     }
 
     async fn start(&self) -> Running {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind the same port again");
-        let app = Application::build_with(
-            self.settings.clone(),
-            AppOptions {
-                listener: Some(listener),
-                clock: Some(Arc::new(self.sim.clock())),
-                call_log_lag: Duration::from_millis(200),
-                ..AppOptions::default()
-            },
-        )
-        .await
-        .expect("build");
-        let store = app.store();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
-        Running { stop, task, store }
+        start_on(&self.settings, self.port, &self.sim).await
     }
 
     fn address(&self) -> String {

@@ -47,3 +47,54 @@ path = "{jsonl}"
         jsonl = jsonl.display(),
     )
 }
+
+/// A ringrelay started by [`start_on`].
+#[allow(dead_code)] // not every end-to-end test binary starts one this way
+pub struct Running {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its store.
+    pub store: std::sync::Arc<dyn ringrelay::store::Store>,
+}
+
+#[allow(dead_code)]
+impl Running {
+    /// Stops it and checks it stopped cleanly within 30 s.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops")
+            .expect("join")
+            .expect("clean");
+    }
+}
+
+/// Builds and runs ringrelay with `settings` on 127.0.0.1:`port` (bound again: a restart
+/// keeps the address RingCentral posts to), on the simulator's clock, with a short
+/// call-log lag.
+#[allow(dead_code)]
+pub async fn start_on(
+    settings: &ringrelay::config::Settings,
+    port: u16,
+    sim: &ringrelay_sim::SimHandle,
+) -> Running {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the same port again");
+    let app = ringrelay::app::Application::build_with(
+        settings.clone(),
+        ringrelay::app::AppOptions {
+            listener: Some(listener),
+            clock: Some(std::sync::Arc::new(sim.clock())),
+            call_log_lag: Duration::from_millis(200),
+            ..ringrelay::app::AppOptions::default()
+        },
+    )
+    .await
+    .expect("build");
+    let store = app.store();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    Running { stop, task, store }
+}
