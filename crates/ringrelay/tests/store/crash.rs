@@ -104,4 +104,25 @@ async fn every_acknowledged_append_survives_sigkill() {
         missing.len(),
         missing.first()
     );
+    // The dedup is rebuilt from what survived: every acknowledged uuid sent again is a
+    // duplicate, and nothing is stored twice.
+    let rows_before = s.inbox_stats().await.expect("stats").rows;
+    for uuid in acked.iter().step_by(10) {
+        let again = NewNotification {
+            account: AccountId::parse("acme").expect("slug"),
+            subscription_id: None,
+            uuid: uuid.clone(),
+            event: "/e".into(),
+            timestamp: None,
+            received_at: chrono::Utc::now(),
+            body: "{}".into(),
+            unknown_subscription: false,
+        };
+        assert_eq!(
+            s.append_inbox(again).await.expect("append"),
+            store::AppendOutcome::Duplicate,
+            "{uuid}"
+        );
+    }
+    assert_eq!(s.inbox_stats().await.expect("stats").rows, rows_before);
 }

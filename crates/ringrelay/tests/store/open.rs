@@ -37,6 +37,41 @@ async fn migrate_is_idempotent_and_open_without_migrate_needs_a_current_schema()
 }
 
 #[tokio::test]
+async fn two_stores_on_one_sqlite_file_store_each_uuid_once() {
+    // The SQLite dedup lives in the writer's memory; a second process on the same file
+    // (here a second store) must still see what the first one committed, and back.
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Sqlite(dir.path().join("two.db"));
+    let a = store::open(&url, &OpenOptions::default()).await.unwrap();
+    let b = store::open(&url, &OpenOptions::default()).await.unwrap();
+    assert_eq!(
+        a.append_inbox(note("one".into())).await.unwrap(),
+        AppendOutcome::Stored
+    );
+    assert_eq!(
+        b.append_inbox(note("two".into())).await.unwrap(),
+        AppendOutcome::Stored
+    );
+    assert_eq!(
+        b.append_inbox(note("one".into())).await.unwrap(),
+        AppendOutcome::Duplicate
+    );
+    assert_eq!(
+        a.append_inbox(note("two".into())).await.unwrap(),
+        AppendOutcome::Duplicate
+    );
+    // Rows another store pruned no longer count as seen.
+    let later = chrono::Utc::now() + chrono::TimeDelta::days(60);
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(b.prune(later, 30 * day, 30 * day).await.unwrap().inbox, 2);
+    assert_eq!(
+        a.append_inbox(note("one".into())).await.unwrap(),
+        AppendOutcome::Stored
+    );
+    assert_eq!(a.inbox_stats().await.unwrap().rows, 1);
+}
+
+#[tokio::test]
 async fn an_sqlite_file_that_cannot_be_created_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let url = StoreUrl::Sqlite(dir.path().join("missing-dir").join("x.db"));

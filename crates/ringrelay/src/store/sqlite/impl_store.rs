@@ -28,13 +28,23 @@ use super::rows::{
 
 impl SqliteStore {
     async fn prune_all(&self, sql: &'static str, before: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let n = self.write(move |t| prune_batch(t, sql, before)).await?;
-            total += n;
-            if n < PRUNE_BATCH as u64 {
-                return Ok(total);
-            }
+        in_batches(|| self.write(move |t| prune_batch(t, sql, before))).await
+    }
+}
+
+/// Runs `step` (one pruning transaction) until it removes less than a full batch; returns
+/// how many rows went in all.
+async fn in_batches<F, Fut>(mut step: F) -> Result<u64, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = step().await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            return Ok(total);
         }
     }
 }
@@ -636,13 +646,7 @@ impl Store for SqliteStore {
     ) -> Result<PruneCounts, StoreError> {
         let inbox_before = us(now - chrono_duration(inbox_retention));
         let delivered_before = us(now - chrono_duration(delivered_retention));
-        let inbox = self
-            .prune_all(
-                "DELETE FROM inbox WHERE seq IN
-                    (SELECT seq FROM inbox WHERE received_at < ?1 LIMIT ?2)",
-                inbox_before,
-            )
-            .await?;
+        let inbox = in_batches(|| self.on_writer(move |w| inbox::prune(w, inbox_before))).await?;
         let deliveries = self
             .prune_all(
                 "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries

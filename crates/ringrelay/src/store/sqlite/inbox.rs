@@ -1,9 +1,12 @@
 //! The SQLite inbox: the group-commit batch and inbox reads.
 
-use rusqlite::{Connection, params};
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::sql_err;
+use super::ops::PRUNE_BATCH;
+use super::{Writer, sql_err};
 use crate::store::codec::{account, opt_time, time, us};
 use crate::store::{AppendOutcome, InboxRow, InboxStats, NewNotification, StoreError};
 
@@ -11,9 +14,9 @@ type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 
 /// Inserts a batch in one transaction and answers every caller after the commit (or with
 /// the error when the transaction fails: then nothing of the batch was written).
-pub(super) fn commit_batch(conn: &mut Connection, batch: Vec<(NewNotification, Reply)>) {
+pub(super) fn commit_batch(w: &mut Writer, batch: Vec<(NewNotification, Reply)>) {
     let (notes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    match insert_all(conn, &notes) {
+    match insert_all(w, &notes) {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -31,45 +34,51 @@ pub(super) fn commit_batch(conn: &mut Connection, batch: Vec<(NewNotification, R
     }
 }
 
-fn insert_all(
-    conn: &mut Connection,
-    notes: &[NewNotification],
-) -> Result<Vec<AppendOutcome>, StoreError> {
-    let tx = conn.transaction().map_err(sql_err)?;
+fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOutcome>, StoreError> {
+    // IMMEDIATE takes the write lock first, so no other connection can commit between the
+    // dedup's catch-up and this commit.
+    let tx = w
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    w.uuids.catch_up(&tx)?;
     let mut outcomes = Vec::with_capacity(notes.len());
+    let mut stored: Vec<(&str, i64)> = Vec::with_capacity(notes.len());
+    let mut in_batch: HashSet<&str> = HashSet::with_capacity(notes.len());
     let mut duplicates = 0_i64;
     {
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
                     unknown_subscription)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uuid) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(sql_err)?;
         for n in notes {
-            let changed = stmt
-                .execute(params![
-                    n.account.as_str(),
-                    n.subscription_id,
-                    n.uuid,
-                    n.event,
-                    n.timestamp.map(us),
-                    us(n.received_at),
-                    n.body,
-                    n.unknown_subscription,
-                ])
-                .map_err(sql_err)?;
-            if changed == 0 {
+            if in_batch.contains(n.uuid.as_str()) || w.uuids.find(&tx, &n.uuid)?.is_some() {
                 duplicates += 1;
                 outcomes.push(AppendOutcome::Duplicate);
-            } else {
-                outcomes.push(AppendOutcome::Stored);
+                continue;
             }
+            stmt.execute(params![
+                n.account.as_str(),
+                n.subscription_id,
+                n.uuid,
+                n.event,
+                n.timestamp.map(us),
+                us(n.received_at),
+                n.body,
+                n.unknown_subscription,
+            ])
+            .map_err(sql_err)?;
+            in_batch.insert(&n.uuid);
+            stored.push((&n.uuid, tx.last_insert_rowid()));
+            outcomes.push(AppendOutcome::Stored);
         }
     }
     // Each account's newest notification, kept here so `status` and `/metrics` never scan
     // the inbox for it.
-    let mut newest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut newest: HashMap<&str, i64> = HashMap::new();
     for (n, o) in notes.iter().zip(&outcomes) {
         if *o == AppendOutcome::Stored {
             let at = us(n.received_at);
@@ -78,26 +87,53 @@ fn insert_all(
         }
     }
     for (account, at) in newest {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO inbox_accounts (account, last_received_at) VALUES (?1, ?2)
              ON CONFLICT (account) DO UPDATE
                 SET last_received_at = MAX(last_received_at, excluded.last_received_at)",
-            params![account, at],
         )
+        .and_then(|mut s| s.execute(params![account, at]))
         .map_err(sql_err)?;
     }
     // One statement keeps both counters: duplicates seen, and the highest seq ever stored
-    // (rows may be pruned, and seq values burnt by conflicts are never stored).
-    tx.execute(
+    // (rows may be pruned).
+    tx.prepare_cached(
         "INSERT INTO counters (name, value)
          VALUES ('inbox_duplicates', ?1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
          ON CONFLICT (name) DO UPDATE SET value = CASE WHEN name = 'inbox_duplicates'
             THEN value + excluded.value ELSE MAX(value, excluded.value) END",
-        [duplicates],
     )
+    .and_then(|mut s| s.execute([duplicates]))
     .map_err(sql_err)?;
     tx.commit().map_err(sql_err)?;
+    for (uuid, seq) in stored {
+        w.uuids.insert(uuid, seq);
+    }
     Ok(outcomes)
+}
+
+/// Deletes up to [`PRUNE_BATCH`] rows received before `before` and forgets their uuids;
+/// returns how many went.
+pub(super) fn prune(w: &mut Writer, before: i64) -> Result<u64, StoreError> {
+    let tx = w.conn.transaction().map_err(sql_err)?;
+    let gone = tx
+        .prepare_cached(
+            "DELETE FROM inbox WHERE seq IN
+                (SELECT seq FROM inbox WHERE received_at < ?1 LIMIT ?2)
+             RETURNING seq, uuid",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![before, PRUNE_BATCH], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    for (seq, uuid) in &gone {
+        w.uuids.remove(uuid, *seq);
+    }
+    Ok(gone.len() as u64)
 }
 
 /// Up to `limit` rows after `after_seq`.

@@ -1,9 +1,11 @@
 //! The SQLite backend: one file in WAL mode with `synchronous=FULL`. One writer thread owns
 //! the only writing connection; inbox appends queue in front of it and are committed in
 //! batches (group commit), other writes run between batches. Reads use separate
-//! connections, so they never wait behind the writer.
+//! connections, so they never wait behind the writer. The writer also keeps the inbox's
+//! uuid dedup in memory (`dedup.rs`).
 
 mod cluster;
+mod dedup;
 mod extensions;
 mod impl_store;
 mod inbox;
@@ -20,7 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AppendOutcome, NewNotification, OpenOptions, StoreError};
 
-type WriteFn = Box<dyn FnOnce(&mut Connection) + Send>;
+type WriteFn = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// What the writer thread owns: the writing connection and the inbox's uuid dedup.
+pub(super) struct Writer {
+    conn: Connection,
+    uuids: dedup::UuidIndex,
+}
 
 /// What the writer thread is asked to do.
 enum Job {
@@ -176,16 +184,25 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.on_writer(move |w| {
+            let t = w.conn.transaction().map_err(sql_err)?;
+            let out = f(&t)?;
+            t.commit().map_err(sql_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `f` on the writer thread, between group commits.
+    async fn on_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: WriteFn = Box::new(move |conn: &mut Connection| {
-            let result = (|| {
-                let t = conn.transaction().map_err(sql_err)?;
-                let out = f(&t)?;
-                t.commit().map_err(sql_err)?;
-                Ok(out)
-            })();
+        let job: WriteFn = Box::new(move |w: &mut Writer| {
             // The caller may have gone away; the write stands either way.
-            let _ = tx.send(result);
+            let _ = tx.send(f(w));
         });
         self.jobs.send(Job::Write(job)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
@@ -238,11 +255,15 @@ fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
 
 /// The writer thread: batches consecutive appends into one transaction, runs other writes
 /// one by one, and stops when every sender is gone.
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut w = Writer {
+        conn,
+        uuids: dedup::UuidIndex::new(),
+    };
     let mut next = rx.blocking_recv();
     while let Some(job) = next.take() {
         match job {
-            Job::Write(f) => f(&mut conn),
+            Job::Write(f) => f(&mut w),
             Job::Append(n, reply) => {
                 let mut batch = vec![(n, reply)];
                 while batch.len() < max_batch {
@@ -255,7 +276,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usi
                         Err(_) => break,
                     }
                 }
-                inbox::commit_batch(&mut conn, batch);
+                inbox::commit_batch(&mut w, batch);
             }
         }
         if next.is_none() {

@@ -136,6 +136,38 @@ CREATE TABLE oauth_tokens (
     updated_by TEXT NOT NULL
 );
 ",
+    // The inbox without the unique index on uuid: the writer dedups in memory (`dedup.rs`)
+    // from `inbox_seq_uuid`, an index that grows at its end. The table is rebuilt (SQLite
+    // cannot drop a constraint) keeping every row and the AUTOINCREMENT high-water mark, so
+    // no seq is handed out twice.
+    r"
+CREATE TABLE inbox_rebuilt (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    subscription_id TEXT,
+    uuid TEXT NOT NULL,
+    event TEXT NOT NULL,
+    ts INTEGER,
+    received_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    unknown_subscription INTEGER NOT NULL
+);
+INSERT INTO inbox_rebuilt (seq, account, subscription_id, uuid, event, ts, received_at, body,
+        unknown_subscription)
+    SELECT seq, account, subscription_id, uuid, event, ts, received_at, body, unknown_subscription
+    FROM inbox ORDER BY seq;
+CREATE TEMP TABLE inbox_high_water AS SELECT seq FROM sqlite_sequence WHERE name = 'inbox';
+DROP TABLE inbox;
+ALTER TABLE inbox_rebuilt RENAME TO inbox;
+DELETE FROM sqlite_sequence WHERE name = 'inbox';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'inbox', MAX(seq) FROM (SELECT seq FROM temp.inbox_high_water
+                                   UNION ALL SELECT MAX(seq) FROM inbox)
+    HAVING MAX(seq) IS NOT NULL;
+DROP TABLE temp.inbox_high_water;
+CREATE INDEX inbox_received_at ON inbox (received_at);
+CREATE INDEX inbox_seq_uuid ON inbox (seq, uuid);
+",
 ];
 
 /// The schema version this build writes.
@@ -173,4 +205,71 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         tx.commit().map_err(sql_err)?;
     }
     Ok(latest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbox_rebuild_keeps_rows_and_the_seq_high_water_mark() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // The schema just before the rebuild, with rows and a pruned tail.
+        let before = MIGRATIONS.len() - 1;
+        for sql in &MIGRATIONS[..before] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", before).unwrap();
+        for uuid in ["a", "b", "c"] {
+            c.execute(
+                "INSERT INTO inbox (account, uuid, event, received_at, body, unknown_subscription)
+                 VALUES ('acme', ?1, 'e', 0, '{}', 0)",
+                [uuid],
+            )
+            .unwrap();
+        }
+        c.execute("DELETE FROM inbox WHERE uuid = 'c'", []).unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+        let uuids: Vec<(i64, String)> = c
+            .prepare("SELECT seq, uuid FROM inbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(uuids, [(1, "a".to_owned()), (2, "b".to_owned())]);
+        c.execute(
+            "INSERT INTO inbox (account, uuid, event, received_at, body, unknown_subscription)
+             VALUES ('acme', 'd', 'e', 0, '{}', 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            c.last_insert_rowid(),
+            4,
+            "seq 3 was handed out before and is not reused"
+        );
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT seq, uuid FROM inbox INDEXED BY inbox_seq_uuid
+                 WHERE seq > 0 ORDER BY seq",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX inbox_seq_uuid"), "{plan}");
+    }
+
+    #[test]
+    fn the_inbox_rebuild_of_an_empty_inbox_starts_at_one() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO inbox (account, uuid, event, received_at, body, unknown_subscription)
+             VALUES ('acme', 'a', 'e', 0, '{}', 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.last_insert_rowid(), 1);
+    }
 }
