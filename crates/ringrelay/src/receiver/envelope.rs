@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 
 /// Why a body is not a usable notification (each becomes a 400 with this reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,21 +66,67 @@ pub fn check_depth(body: &[u8], max: usize) -> Result<(), EnvelopeError> {
     Ok(())
 }
 
+/// The envelope fields, read straight from the body: every other value is skipped by the
+/// parser without being built, so a large `body` costs no allocation.
 #[derive(Deserialize)]
 struct Raw {
-    uuid: Option<Value>,
-    event: Option<Value>,
+    uuid: Option<Field>,
+    event: Option<Field>,
     #[serde(rename = "subscriptionId")]
-    subscription_id: Option<Value>,
-    timestamp: Option<Value>,
+    subscription_id: Option<Field>,
+    timestamp: Option<Field>,
 }
 
-fn text(v: Option<Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// One envelope field: its text when it is a non-blank string or a number (RingCentral
+/// sends some ids as numbers), nothing for any other value.
+struct Field(Option<String>);
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Field, E> {
+                Ok(Field((!s.trim().is_empty()).then(|| s.to_owned())))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Field, E> {
+                Ok(Field(Some(n.to_string())))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Field, E> {
+                Ok(Field(Some(n.to_string())))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Field, E> {
+                Ok(Field(
+                    serde_json::Number::from_f64(n).map(|n| n.to_string()),
+                ))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Field, E> {
+                Ok(Field(None))
+            }
+            fn visit_unit<E>(self) -> Result<Field, E> {
+                Ok(Field(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Field, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Field(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Field, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Field(None))
+            }
+        }
+        d.deserialize_any(Text)
     }
+}
+
+fn text(v: Option<Field>) -> Option<String> {
+    v.and_then(|Field(t)| t)
 }
 
 /// Parses RingCentral timestamps: RFC 3339 (`Z` or `+00:00`), or with a `+0000` offset.
@@ -103,13 +148,14 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 /// When the body is too deep, not a JSON object, or lacks `uuid` or `event`.
 pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope, EnvelopeError> {
     check_depth(body, max_depth)?;
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-    if !value.is_object() {
+    // A struct would also accept a JSON array of its fields: only an object is an envelope.
+    if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(EnvelopeError::Malformed("expected an object".to_owned()));
     }
+    // The whole body is still parsed (and refused when it is not valid JSON); only the four
+    // fields are kept.
     let raw: Raw =
-        serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     let uuid = text(raw.uuid).ok_or(EnvelopeError::Missing("uuid"))?;
     let event = text(raw.event).ok_or(EnvelopeError::Missing("event"))?;
     Ok(Envelope {
@@ -171,5 +217,46 @@ mod tests {
         ));
         let bad_ts = parse(br#"{"uuid":"u","event":"e","timestamp":"yesterday"}"#, 32).expect("ok");
         assert_eq!(bad_ts.timestamp, None);
+        assert!(matches!(
+            parse(br#"["u","e",null,null]"#, 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"uuid":"u","event":"e","body":{"a":[1,2}}"#, 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"uuid":"u","event":"e"} trailing"#, 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn envelope_fields_of_any_json_type() {
+        // Ids as numbers (API.md 4.1), other types ignored, the rest of the body skipped.
+        let e = parse(
+            br#"{"body":{"deep":[{"x":[1,2,{"y":null}]}],"s":"\u00e9\"q"},"uuid":9213733942374901991,
+                "event":"/e","subscriptionId":{"odd":true},"timestamp":null,"ownerId":12}"#,
+            32,
+        )
+        .expect("valid");
+        assert_eq!(e.uuid, "9213733942374901991");
+        assert_eq!(e.event, "/e");
+        assert_eq!(e.subscription_id, None);
+        assert_eq!(e.timestamp, None);
+        assert_eq!(
+            parse(br#"{"uuid":["u"],"event":"e"}"#, 32),
+            Err(EnvelopeError::Missing("uuid"))
+        );
+        assert_eq!(
+            parse(br#"{"uuid":-5,"event":true}"#, 32),
+            Err(EnvelopeError::Missing("event"))
+        );
+        assert_eq!(
+            parse(br#"  {"uuid":1.5,"event":"e"}"#, 32)
+                .expect("ok")
+                .uuid,
+            "1.5"
+        );
     }
 }

@@ -6,9 +6,9 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
@@ -56,17 +56,21 @@ fn json_ok(extra: Option<(&'static str, HeaderValue)>) -> Response {
 }
 
 /// `POST /webhooks/ringcentral/{account}`.
+///
+/// It takes the request whole (the `HeaderMap` and `Extensions` extractors would copy
+/// them) and reads the body only once the account, token and content type are accepted.
 pub(super) async fn webhook(
     State(state): State<ReceiverState>,
     Path(account): Path<String>,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
-    let peer = extensions
+    let (mut parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(p)| *p);
+    let headers = std::mem::take(&mut parts.headers);
     let known = AccountId::parse(&account)
         .ok()
         .filter(|a| state.accounts.contains(a));
@@ -149,6 +153,9 @@ pub(super) async fn webhook(
         );
     }
 
+    // The body limit (`DefaultBodyLimit`) travels in the request's extensions.
+    let body: Result<Bytes, BytesRejection> =
+        Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
