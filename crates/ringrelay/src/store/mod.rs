@@ -521,6 +521,43 @@ pub async fn migrate(url: &StoreUrl) -> Result<i64, StoreError> {
     }
 }
 
+/// A caller waiting for its notification's group commit.
+pub(crate) type AppendReply = tokio::sync::oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+/// Answers every caller of one inbox batch with its outcome (or the batch's error: then
+/// nothing of it was written) and records the batch in `/metrics`:
+/// `ringrelay_inbox_commit_batch_size{store}` and `ringrelay_inbox_commit_seconds{store}`.
+pub(crate) fn answer_batch(
+    store: &'static str,
+    replies: Vec<AppendReply>,
+    result: Result<Vec<AppendOutcome>, StoreError>,
+    started: std::time::Instant,
+) {
+    let size = replies.len();
+    match result {
+        Ok(outcomes) => {
+            metrics::histogram!("ringrelay_inbox_commit_batch_size", "store" => store)
+                .record(size as f64);
+            metrics::histogram!("ringrelay_inbox_commit_seconds", "store" => store)
+                .record(started.elapsed().as_secs_f64());
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            metrics::counter!("ringrelay_inbox_commit_failures_total", "store" => store)
+                .increment(1);
+            tracing::warn!(error = %e, batch = size, store, "inbox batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(match &e {
+                    StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                    other => StoreError::Other(other.to_string()),
+                }));
+            }
+        }
+    }
+}
+
 /// Converts a [`Duration`] to a chrono duration, saturating (a century is "forever").
 pub(crate) fn chrono_duration(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::days(36_500))

@@ -60,15 +60,47 @@ async fn two_stores_on_one_sqlite_file_store_each_uuid_once() {
         a.append_inbox(note("two".into())).await.unwrap(),
         AppendOutcome::Duplicate
     );
-    // Rows another store pruned no longer count as seen.
+    // Rows another store pruned no longer count as seen (the newest row always stays, so
+    // seq numbers never go back).
     let later = chrono::Utc::now() + chrono::TimeDelta::days(60);
     let day = std::time::Duration::from_secs(86_400);
-    assert_eq!(b.prune(later, 30 * day, 30 * day).await.unwrap().inbox, 2);
+    assert_eq!(b.prune(later, 30 * day, 30 * day).await.unwrap().inbox, 1);
     assert_eq!(
         a.append_inbox(note("one".into())).await.unwrap(),
         AppendOutcome::Stored
     );
-    assert_eq!(a.inbox_stats().await.unwrap().rows, 1);
+    let rows = a.inbox_after(0, 10).await.unwrap();
+    let seqs: Vec<(i64, &str)> = rows.iter().map(|r| (r.seq, r.uuid.as_str())).collect();
+    assert_eq!(seqs, [(2, "two"), (3, "one")]);
+}
+
+#[tokio::test]
+async fn new_sqlite_rows_are_numbered_above_every_seq_handed_out_before() {
+    // A database whose newest rows were pruned before the inbox was rebuilt (migration 8)
+    // carries its old high-water mark in `counters.inbox_max_seq`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floor.db");
+    let url = StoreUrl::Sqlite(path.clone());
+    store::migrate(&url).await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO counters (name, value) VALUES ('inbox_max_seq', 41)",
+            [],
+        )
+        .unwrap();
+    let s = store::open(&url, &OpenOptions::default()).await.unwrap();
+    s.append_inbox(note("a".into())).await.unwrap();
+    s.append_inbox(note("b".into())).await.unwrap();
+    let seqs: Vec<i64> = s
+        .inbox_after(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [42, 43]);
+    assert_eq!(s.inbox_stats().await.unwrap().max_seq, 43);
 }
 
 #[tokio::test]

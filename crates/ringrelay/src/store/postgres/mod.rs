@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use super::codec::us;
 use super::{AppendOutcome, NewNotification, OpenOptions, StoreError};
 
-type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+type Reply = super::AppendReply;
 
 /// Serialises inbox batches across replicas so `seq` order is commit order (the processor
 /// reads the inbox by `seq` and must never skip a row committed late).
@@ -129,24 +129,10 @@ impl PostgresStore {
 async fn writer(pool: Pool, mut rx: mpsc::Receiver<(NewNotification, Reply)>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let started = std::time::Instant::now();
         let (notes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let result = insert_batch(&pool, &notes).await;
-        match result {
-            Ok(outcomes) => {
-                for (reply, o) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(o));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, batch = notes.len(), "inbox batch failed");
-                for reply in replies {
-                    let _ = reply.send(Err(match &e {
-                        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-                        other => StoreError::Other(other.to_string()),
-                    }));
-                }
-            }
-        }
+        super::answer_batch("postgres", replies, result, started);
     }
 }
 

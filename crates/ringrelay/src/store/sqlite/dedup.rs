@@ -74,6 +74,11 @@ impl UuidIndex {
         }
     }
 
+    /// The highest `seq` loaded or inserted (pruning does not lower it).
+    pub(super) fn max_seq(&self) -> i64 {
+        self.max_seq
+    }
+
     /// How many uuids the index holds.
     pub(super) fn len(&self) -> usize {
         self.by_hash.len() + self.spill.len()

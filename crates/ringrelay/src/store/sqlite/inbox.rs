@@ -3,35 +3,22 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, TransactionBehavior, params};
-use tokio::sync::oneshot;
 
 use super::ops::PRUNE_BATCH;
-use super::{Writer, sql_err};
+use super::{Writer, seq_floor, sql_err};
 use crate::store::codec::{account, opt_time, time, us};
-use crate::store::{AppendOutcome, InboxRow, InboxStats, NewNotification, StoreError};
-
-type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+use crate::store::{
+    AppendOutcome, AppendReply, InboxRow, InboxStats, NewNotification, StoreError, answer_batch,
+};
 
 /// Inserts a batch in one transaction and answers every caller after the commit (or with
 /// the error when the transaction fails: then nothing of the batch was written).
-pub(super) fn commit_batch(w: &mut Writer, batch: Vec<(NewNotification, Reply)>) {
+pub(super) fn commit_batch(w: &mut Writer, batch: Vec<(NewNotification, AppendReply)>) {
+    let started = std::time::Instant::now();
     let (notes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    match insert_all(w, &notes) {
-        Ok(outcomes) => {
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, batch = notes.len(), "inbox batch failed");
-            for reply in replies {
-                let _ = reply.send(Err(match &e {
-                    StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-                    other => StoreError::Other(other.to_string()),
-                }));
-            }
-        }
-    }
+    let result = insert_all(w, &notes);
+    answer_batch("sqlite", replies, result, started);
+    metrics::gauge!("ringrelay_inbox_dedup_uuids").set(w.uuids.len() as f64);
 }
 
 fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOutcome>, StoreError> {
@@ -42,6 +29,7 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
     w.uuids.catch_up(&tx)?;
+    let mut next_seq = w.uuids.max_seq().max(seq_floor(&mut w.seq_floor, &tx)?) + 1;
     let mut outcomes = Vec::with_capacity(notes.len());
     let mut stored: Vec<(&str, i64)> = Vec::with_capacity(notes.len());
     let mut in_batch: HashSet<&str> = HashSet::with_capacity(notes.len());
@@ -49,9 +37,9 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
     {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
-                    unknown_subscription)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO inbox (seq, account, subscription_id, uuid, event, ts, received_at,
+                    body, unknown_subscription)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(sql_err)?;
         for n in notes {
@@ -61,6 +49,7 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
                 continue;
             }
             stmt.execute(params![
+                next_seq,
                 n.account.as_str(),
                 n.subscription_id,
                 n.uuid,
@@ -72,7 +61,8 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
             ])
             .map_err(sql_err)?;
             in_batch.insert(&n.uuid);
-            stored.push((&n.uuid, tx.last_insert_rowid()));
+            stored.push((&n.uuid, next_seq));
+            next_seq += 1;
             outcomes.push(AppendOutcome::Stored);
         }
     }
@@ -95,16 +85,16 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
         .and_then(|mut s| s.execute(params![account, at]))
         .map_err(sql_err)?;
     }
-    // One statement keeps both counters: duplicates seen, and the highest seq ever stored
-    // (rows may be pruned).
-    tx.prepare_cached(
-        "INSERT INTO counters (name, value)
-         VALUES ('inbox_duplicates', ?1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
-         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN name = 'inbox_duplicates'
-            THEN value + excluded.value ELSE MAX(value, excluded.value) END",
-    )
-    .and_then(|mut s| s.execute([duplicates]))
-    .map_err(sql_err)?;
+    // Duplicates seen (only when there are some: every page a commit touches is one more
+    // WAL write).
+    if duplicates > 0 {
+        tx.prepare_cached(
+            "INSERT INTO counters (name, value) VALUES ('inbox_duplicates', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        )
+        .and_then(|mut s| s.execute([duplicates]))
+        .map_err(sql_err)?;
+    }
     tx.commit().map_err(sql_err)?;
     for (uuid, seq) in stored {
         w.uuids.insert(uuid, seq);
@@ -113,13 +103,15 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
 }
 
 /// Deletes up to [`PRUNE_BATCH`] rows received before `before` and forgets their uuids;
-/// returns how many went.
+/// returns how many went. The newest row always stays: the writer numbers new rows after
+/// it, so a seq is never handed out twice.
 pub(super) fn prune(w: &mut Writer, before: i64) -> Result<u64, StoreError> {
     let tx = w.conn.transaction().map_err(sql_err)?;
     let gone = tx
         .prepare_cached(
             "DELETE FROM inbox WHERE seq IN
-                (SELECT seq FROM inbox WHERE received_at < ?1 LIMIT ?2)
+                (SELECT seq FROM inbox WHERE received_at < ?1
+                    AND seq < (SELECT MAX(seq) FROM inbox) LIMIT ?2)
              RETURNING seq, uuid",
         )
         .and_then(|mut s| {

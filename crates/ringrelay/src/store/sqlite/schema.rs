@@ -137,12 +137,14 @@ CREATE TABLE oauth_tokens (
 );
 ",
     // The inbox without the unique index on uuid: the writer dedups in memory (`dedup.rs`)
-    // from `inbox_seq_uuid`, an index that grows at its end. The table is rebuilt (SQLite
-    // cannot drop a constraint) keeping every row and the AUTOINCREMENT high-water mark, so
-    // no seq is handed out twice.
+    // from `inbox_seq_uuid`, an index that grows at its end. Nor AUTOINCREMENT (a write to
+    // `sqlite_sequence` in every commit): the writer numbers rows itself, above
+    // `counters.inbox_max_seq` (the old high-water mark, kept here) and the newest row,
+    // which pruning never removes. SQLite cannot drop a constraint, so the table is rebuilt
+    // with every row.
     r"
 CREATE TABLE inbox_rebuilt (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     account TEXT NOT NULL,
     subscription_id TEXT,
     uuid TEXT NOT NULL,
@@ -156,15 +158,11 @@ INSERT INTO inbox_rebuilt (seq, account, subscription_id, uuid, event, ts, recei
         unknown_subscription)
     SELECT seq, account, subscription_id, uuid, event, ts, received_at, body, unknown_subscription
     FROM inbox ORDER BY seq;
-CREATE TEMP TABLE inbox_high_water AS SELECT seq FROM sqlite_sequence WHERE name = 'inbox';
+INSERT INTO counters (name, value)
+    SELECT 'inbox_max_seq', seq FROM sqlite_sequence WHERE name = 'inbox'
+    ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 DROP TABLE inbox;
 ALTER TABLE inbox_rebuilt RENAME TO inbox;
-DELETE FROM sqlite_sequence WHERE name = 'inbox';
-INSERT INTO sqlite_sequence (name, seq)
-    SELECT 'inbox', MAX(seq) FROM (SELECT seq FROM temp.inbox_high_water
-                                   UNION ALL SELECT MAX(seq) FROM inbox)
-    HAVING MAX(seq) IS NOT NULL;
-DROP TABLE temp.inbox_high_water;
 CREATE INDEX inbox_received_at ON inbox (received_at);
 CREATE INDEX inbox_seq_uuid ON inbox (seq, uuid);
 ",
@@ -230,6 +228,14 @@ mod tests {
         }
         c.execute("DELETE FROM inbox WHERE uuid = 'c'", []).unwrap();
         assert_eq!(migrate(&mut c).unwrap(), latest());
+        let high_water: i64 = c
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'inbox_max_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(high_water, 3, "seq 3 was handed out before");
         let uuids: Vec<(i64, String)> = c
             .prepare("SELECT seq, uuid FROM inbox ORDER BY seq")
             .unwrap()
@@ -238,17 +244,6 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(uuids, [(1, "a".to_owned()), (2, "b".to_owned())]);
-        c.execute(
-            "INSERT INTO inbox (account, uuid, event, received_at, body, unknown_subscription)
-             VALUES ('acme', 'd', 'e', 0, '{}', 0)",
-            [],
-        )
-        .unwrap();
-        assert_eq!(
-            c.last_insert_rowid(),
-            4,
-            "seq 3 was handed out before and is not reused"
-        );
         let plan: String = c
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT seq, uuid FROM inbox INDEXED BY inbox_seq_uuid
@@ -258,18 +253,5 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("COVERING INDEX inbox_seq_uuid"), "{plan}");
-    }
-
-    #[test]
-    fn the_inbox_rebuild_of_an_empty_inbox_starts_at_one() {
-        let mut c = Connection::open_in_memory().unwrap();
-        migrate(&mut c).unwrap();
-        c.execute(
-            "INSERT INTO inbox (account, uuid, event, received_at, body, unknown_subscription)
-             VALUES ('acme', 'a', 'e', 0, '{}', 0)",
-            [],
-        )
-        .unwrap();
-        assert_eq!(c.last_insert_rowid(), 1);
     }
 }
