@@ -57,6 +57,18 @@ async fn append_rate(s: &Arc<dyn Store>, total: usize) -> anyhow::Result<f64> {
     Ok((per * CLIENTS) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// This process's resident memory in KiB (Linux `/proc/self/status`; 0 elsewhere).
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Fills the inbox of the SQLite file at `path` with `rows` random uuids, directly.
 fn prefill_sqlite(path: &std::path::Path, rows: usize) -> anyhow::Result<()> {
     let mut conn = rusqlite::Connection::open(path)?;
@@ -108,9 +120,17 @@ async fn sqlite(dedup_rows: usize) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || prefill_sqlite(&path, rows)).await??;
         let filled = fill.elapsed();
         let s = sqlite_store(&dir, &name, &group).await?;
+        // The first append loads the writer's in-memory dedup from the inbox: timed, and
+        // its memory measured, apart from the steady rate.
+        let (rss_before, load) = (rss_kib(), Instant::now());
+        s.append_inbox(note(uuid::Uuid::new_v4().to_string(), "{}"))
+            .await?;
+        let (load, grown) = (load.elapsed(), rss_kib() - rss_before);
         let rate = append_rate(&s, DEDUP_SAMPLE).await?;
         println!(
-            "sqlite  dedup insert at {rows:>9} stored       {rate:>10.0} appends/s  (prefill {filled:.1?})"
+            "sqlite  dedup insert at {rows:>9} stored       {rate:>10.0} appends/s  (prefill {filled:.1?}; dedup loaded in {load:.1?}, +{} MiB resident, {:.0} bytes per uuid)",
+            grown / 1024,
+            grown as f64 * 1024.0 / rows as f64
         );
         rates.push(rate);
     }

@@ -132,15 +132,9 @@ impl Application {
     pub async fn build_with(settings: Settings, mut options: AppOptions) -> anyhow::Result<Self> {
         // Install the Prometheus recorder before anything records a metric.
         let _ = admin::metrics::handle();
-        let store = store::open(
-            &settings.store.url,
-            &OpenOptions {
-                ingest_queue: settings.server.ingest_queue,
-                ..OpenOptions::default()
-            },
-        )
-        .await
-        .context("cannot open the store")?;
+        let store = store::open(&settings.store.url, &OpenOptions::from_settings(&settings))
+            .await
+            .context("cannot open the store")?;
         let tokens = TokenRegistry::new(settings.keeper.token_grace);
         let now = chrono::Utc::now();
         for record in store

@@ -22,6 +22,10 @@ pub struct OpenOptions {
     pub pool_size: usize,
     /// Run migrations while opening (`serve` does; tests may not).
     pub migrate: bool,
+    /// SQLite: load the inbox's in-memory uuid dedup at once, in the background, rather
+    /// than on the first append (`serve` does, so the first notification after a restart
+    /// does not wait for it; CLI commands that never append do not pay for it).
+    pub preload_dedup: bool,
 }
 
 impl OpenOptions {
@@ -29,6 +33,7 @@ impl OpenOptions {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             ingest_queue: settings.server.ingest_queue,
+            preload_dedup: true,
             ..Self::default()
         }
     }
@@ -41,6 +46,7 @@ impl Default for OpenOptions {
             max_batch: 512,
             pool_size: 4,
             migrate: true,
+            preload_dedup: false,
         }
     }
 }

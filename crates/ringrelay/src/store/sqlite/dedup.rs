@@ -106,13 +106,19 @@ impl UuidIndex {
             let uuid: String = row.get(1).map_err(sql_err)?;
             self.insert(&uuid, seq);
         }
-        tracing::debug!(
-            loaded = self.len() - before,
-            uuids = self.len(),
-            elapsed_ms = started.elapsed().as_millis(),
-            first = self.data_version.is_none(),
-            "inbox dedup caught up"
-        );
+        if self.data_version.is_none() {
+            tracing::info!(
+                uuids = self.len(),
+                elapsed_ms = started.elapsed().as_millis(),
+                "inbox dedup loaded"
+            );
+        } else {
+            tracing::debug!(
+                loaded = self.len() - before,
+                uuids = self.len(),
+                "inbox dedup caught up with another connection's commits"
+            );
+        }
         self.data_version = Some(version);
         Ok(())
     }

@@ -165,10 +165,10 @@ impl SqliteStore {
             .name("ringrelay-sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpointer, &alive))
             .map_err(|e| StoreError::Other(format!("starting the sqlite checkpointer: {e}")))?;
-        let max_batch = options.max_batch.max(1);
+        let (max_batch, preload) = (options.max_batch.max(1), options.preload_dedup);
         std::thread::Builder::new()
             .name("ringrelay-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch))
+            .spawn(move || writer_loop(conn, rx, max_batch, preload))
             .map_err(|e| StoreError::Other(format!("starting the sqlite writer: {e}")))?;
         Ok(Self {
             jobs: tx,
@@ -271,12 +271,16 @@ fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
 
 /// The writer thread: batches consecutive appends into one transaction, runs other writes
 /// one by one, and stops when every sender is gone.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, preload: bool) {
     let mut w = Writer {
         conn,
         uuids: dedup::UuidIndex::new(),
         seq_floor: None,
     };
+    if preload && let Err(e) = w.uuids.catch_up(&w.conn) {
+        // The first append tries again (and fails with the error if it persists).
+        tracing::warn!(error = %e, "could not load the inbox dedup; the first append will retry");
+    }
     let mut next = rx.blocking_recv();
     while let Some(job) = next.take() {
         match job {
