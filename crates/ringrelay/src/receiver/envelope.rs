@@ -229,6 +229,11 @@ mod tests {
             parse(br#"{"uuid":"u","event":"e"} trailing"#, 32),
             Err(EnvelopeError::Malformed(_))
         ));
+        // An envelope field given twice is ambiguous: refused, not guessed.
+        assert!(matches!(
+            parse(br#"{"uuid":"a","event":"e","uuid":"b"}"#, 32),
+            Err(EnvelopeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -11,6 +11,19 @@ use ringrelay::store::{self, NewNotification, OpenOptions};
 
 const CHILD_ENV: &str = "RINGRELAY_STORE_CRASH_DB";
 
+fn note(uuid: &str, body: String) -> NewNotification {
+    NewNotification {
+        account: AccountId::parse("acme").expect("slug"),
+        subscription_id: None,
+        uuid: uuid.to_owned(),
+        event: "/e".into(),
+        timestamp: None,
+        received_at: chrono::Utc::now(),
+        body,
+        unknown_subscription: false,
+    }
+}
+
 /// The child side: run by the parent test with `--ignored`; appends until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of every_acknowledged_append_survives_sigkill"]
@@ -26,16 +39,7 @@ async fn crash_child_appends_until_killed() {
         tokio::spawn(async move {
             for i in 0..1_000_000_u64 {
                 let uuid = format!("w{w}-{i}");
-                let n = NewNotification {
-                    account: AccountId::parse("acme").expect("slug"),
-                    subscription_id: None,
-                    uuid: uuid.clone(),
-                    event: "/e".into(),
-                    timestamp: None,
-                    received_at: chrono::Utc::now(),
-                    body: "x".repeat(1024),
-                    unknown_subscription: false,
-                };
+                let n = note(&uuid, "x".repeat(1024));
                 if s.append_inbox(n).await.is_ok() && tx.send(uuid).is_err() {
                     return;
                 }
@@ -108,18 +112,10 @@ async fn every_acknowledged_append_survives_sigkill() {
     // duplicate, and nothing is stored twice.
     let rows_before = s.inbox_stats().await.expect("stats").rows;
     for uuid in acked.iter().step_by(10) {
-        let again = NewNotification {
-            account: AccountId::parse("acme").expect("slug"),
-            subscription_id: None,
-            uuid: uuid.clone(),
-            event: "/e".into(),
-            timestamp: None,
-            received_at: chrono::Utc::now(),
-            body: "{}".into(),
-            unknown_subscription: false,
-        };
         assert_eq!(
-            s.append_inbox(again).await.expect("append"),
+            s.append_inbox(note(uuid, "{}".into()))
+                .await
+                .expect("append"),
             store::AppendOutcome::Duplicate,
             "{uuid}"
         );
