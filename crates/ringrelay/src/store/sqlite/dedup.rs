@@ -49,7 +49,9 @@ pub(super) struct UuidIndex {
     by_hash: HashMap<u64, i64, BuildHasherDefault<Prehashed>>,
     /// Uuids whose hash slot holds another uuid.
     spill: HashMap<String, i64>,
-    /// The highest `seq` loaded or inserted.
+    /// The highest `seq` handed out: loaded, inserted, or `counters.inbox_max_seq` (the
+    /// high-water mark from before migration 8 rebuilt the inbox). New rows are numbered
+    /// after it.
     max_seq: i64,
     /// `PRAGMA data_version` when the map was last brought up to date.
     data_version: Option<i64>,
@@ -74,7 +76,7 @@ impl UuidIndex {
         }
     }
 
-    /// The highest `seq` loaded or inserted (pruning does not lower it).
+    /// The highest `seq` handed out (pruning does not lower it); valid after `catch_up`.
     pub(super) fn max_seq(&self) -> i64 {
         self.max_seq
     }
@@ -92,6 +94,16 @@ impl UuidIndex {
             .map_err(sql_err)?;
         if self.data_version == Some(version) {
             return Ok(());
+        }
+        if self.data_version.is_none() {
+            let floor: i64 = conn
+                .query_row(
+                    "SELECT COALESCE((SELECT value FROM counters WHERE name = 'inbox_max_seq'), 0)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)?;
+            self.max_seq = self.max_seq.max(floor);
         }
         let mut stmt = conn
             .prepare_cached(

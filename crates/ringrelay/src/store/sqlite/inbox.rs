@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::ops::PRUNE_BATCH;
-use super::{Writer, seq_floor, sql_err};
+use super::{Writer, sql_err};
 use crate::store::codec::{account, opt_time, time, us};
 use crate::store::{
     AppendOutcome, AppendReply, InboxRow, InboxStats, NewNotification, StoreError, answer_batch,
@@ -29,7 +29,7 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
     w.uuids.catch_up(&tx)?;
-    let mut next_seq = w.uuids.max_seq().max(seq_floor(&mut w.seq_floor, &tx)?) + 1;
+    let mut next_seq = w.uuids.max_seq() + 1;
     let mut outcomes = Vec::with_capacity(notes.len());
     let mut stored: Vec<(&str, i64)> = Vec::with_capacity(notes.len());
     let mut in_batch: HashSet<&str> = HashSet::with_capacity(notes.len());

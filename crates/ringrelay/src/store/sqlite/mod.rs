@@ -28,25 +28,6 @@ type WriteFn = Box<dyn FnOnce(&mut Writer) + Send>;
 pub(super) struct Writer {
     conn: Connection,
     uuids: dedup::UuidIndex,
-    /// `counters.inbox_max_seq`: the highest seq handed out before the inbox was rebuilt
-    /// (migration 8); new rows are numbered above it. Read on first use.
-    seq_floor: Option<i64>,
-}
-
-/// Reads `counters.inbox_max_seq` into `slot` the first time.
-fn seq_floor(slot: &mut Option<i64>, conn: &Connection) -> Result<i64, StoreError> {
-    if let Some(f) = *slot {
-        return Ok(f);
-    }
-    let floor: i64 = conn
-        .query_row(
-            "SELECT COALESCE((SELECT value FROM counters WHERE name = 'inbox_max_seq'), 0)",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql_err)?;
-    *slot = Some(floor);
-    Ok(floor)
 }
 
 /// What the writer thread is asked to do.
@@ -275,7 +256,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, 
     let mut w = Writer {
         conn,
         uuids: dedup::UuidIndex::new(),
-        seq_floor: None,
     };
     if preload && let Err(e) = w.uuids.catch_up(&w.conn) {
         // The first append tries again (and fails with the error if it persists).
