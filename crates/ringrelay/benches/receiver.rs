@@ -4,11 +4,13 @@
 //!
 //! `cargo bench -p ringrelay --bench receiver` (options: `--rounds N` (5), `--seconds N` per
 //! server per round (2), `--connections N` (64), `--store URL` to measure another store,
-//! e.g. a fresh Postgres schema). The two servers are measured in alternating rounds.
+//! e.g. a fresh Postgres schema, `--profile-receiver` to load only the receiver, for a
+//! profiler). The two servers are measured in alternating rounds.
 //! Prints each round, throughput for both over the run, their ratio (goal ≥ 0.40) and the
 //! receiver's p50/p99 acknowledgement latency (goal p99 < 25 ms), and checks that every
 //! acknowledged notification is stored.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,6 +32,10 @@ struct Figures {
     seconds: f64,
     /// CPU time the whole process (generator and server) used meanwhile.
     cpu_seconds: f64,
+    /// What the whole machine's CPUs did meanwhile (every process and kernel thread).
+    machine: MachineCpu,
+    /// CPU time of this process's threads meanwhile, by thread name.
+    threads: BTreeMap<String, f64>,
     latencies_us: Vec<u64>,
     errors: u64,
 }
@@ -76,6 +82,105 @@ fn process_cpu_seconds() -> f64 {
     }
 }
 
+/// CPU seconds of each of this process's threads so far, by thread id, with the thread's
+/// name (Linux: `/proc/self/task/*/stat`); empty elsewhere.
+fn thread_cpu() -> HashMap<u64, (String, f64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
+            out.insert(tid, (name, (u + s) / 100.0));
+        }
+    }
+    out
+}
+
+/// CPU seconds each thread name used between two [`thread_cpu`] readings (threads that
+/// ended meanwhile are not counted).
+fn thread_cpu_since(before: &HashMap<u64, (String, f64)>) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for (tid, (name, now)) in thread_cpu() {
+        let was = before.get(&tid).map_or(0.0, |(_, s)| *s);
+        // Tokio's workers and blocking threads share a name; so do reqwest's resolvers.
+        *by_name.entry(name).or_insert(0.0) += now - was;
+    }
+    by_name
+}
+
+/// Machine-wide CPU time by state, in seconds summed over all CPUs (Linux: the `cpu` line
+/// of `/proc/stat`); zeros elsewhere. Busy time outside this process (kernel threads such
+/// as the file system's journal, other processes) only shows here.
+#[derive(Clone, Copy, Default)]
+struct MachineCpu {
+    busy: f64,
+    idle: f64,
+    iowait: f64,
+    steal: f64,
+}
+
+impl MachineCpu {
+    fn now() -> Self {
+        let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+            return Self::default();
+        };
+        let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+            return Self::default();
+        };
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse::<f64>().unwrap_or(0.0) / 100.0)
+            .collect();
+        if v.len() < 8 {
+            return Self::default();
+        }
+        Self {
+            busy: v[0] + v[1] + v[2] + v[5] + v[6],
+            idle: v[3],
+            iowait: v[4],
+            steal: v[7],
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            busy: self.busy - before.busy,
+            idle: self.idle - before.idle,
+            iowait: self.iowait - before.iowait,
+            steal: self.steal - before.steal,
+        }
+    }
+
+    fn add(self, o: Self) -> Self {
+        Self {
+            busy: self.busy + o.busy,
+            idle: self.idle + o.idle,
+            iowait: self.iowait + o.iowait,
+            steal: self.steal + o.steal,
+        }
+    }
+}
+
 /// The load generator's clients: one keep-alive HTTP/1.1 connection each, built once (and
 /// outside every timed window) and used for both servers.
 fn clients(connections: usize) -> Vec<reqwest::Client> {
@@ -102,6 +207,8 @@ async fn load(
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let cpu_before = process_cpu_seconds();
+    let machine_before = MachineCpu::now();
+    let threads_before = thread_cpu();
     let mut tasks = tokio::task::JoinSet::new();
     for (c, client) in clients.iter().enumerate() {
         let url = format!("http://{addr}{path}");
@@ -140,11 +247,15 @@ async fn load(
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu_seconds = process_cpu_seconds() - cpu_before;
+    let machine = MachineCpu::now().since(machine_before);
+    let threads = thread_cpu_since(&threads_before);
     all.sort_unstable();
     Figures {
         requests: all.len() as u64,
         seconds: secs,
         cpu_seconds,
+        machine,
+        threads,
         latencies_us: all,
         errors,
     }
@@ -161,6 +272,15 @@ impl Figures {
             requests: all.iter().map(|f| f.requests).sum(),
             seconds: all.iter().map(|f| f.seconds).sum(),
             cpu_seconds: all.iter().map(|f| f.cpu_seconds).sum(),
+            machine: all
+                .iter()
+                .fold(MachineCpu::default(), |acc, f| acc.add(f.machine)),
+            threads: all.iter().fold(BTreeMap::new(), |mut acc, f| {
+                for (name, s) in &f.threads {
+                    *acc.entry(name.clone()).or_insert(0.0) += s;
+                }
+                acc
+            }),
             latencies_us,
             errors: all.iter().map(|f| f.errors).sum(),
         }
@@ -213,6 +333,8 @@ fn main() {
     let seconds = arg("--seconds", 2.0);
     let rounds = (arg("--rounds", 5.0) as usize).max(1);
     let connections = arg("--connections", 64.0) as usize;
+    // `--profile-receiver`: load only the receiver (for a profiler), no comparison.
+    let profile_receiver = std::env::args().any(|a| a == "--profile-receiver");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -280,6 +402,12 @@ fn main() {
         );
         for round in 0..rounds {
             let offset = 2_000_000_000 + round as u64 * 1_000_000_000;
+            if profile_receiver {
+                let r = load(&pool, recv_addr, receiver_path, seconds, offset).await;
+                println!("  round {}: receiver {:>7.0} req/s", round + 1, r.rate());
+                acknowledged += r.requests;
+                continue;
+            }
             let (b, r) = if round % 2 == 0 {
                 let b = load(&pool, bare, "/", seconds, 0).await;
                 (b, load(&pool, recv_addr, receiver_path, seconds, offset).await)
@@ -299,6 +427,11 @@ fn main() {
             acknowledged += r.requests;
             bares.push(b);
             receivers.push(r);
+        }
+        if profile_receiver {
+            stop.cancel();
+            let _ = server.await;
+            return;
         }
         let mut ratios: Vec<f64> = bares
             .iter()
@@ -334,6 +467,30 @@ fn main() {
             r.cpu_us(),
             b.cpu_us() / r.cpu_us()
         );
+        let cores = |f: &Figures, v: f64| v / f.seconds;
+        println!(
+            "  machine, in cores busy / idle / iowait / steal: bare {:.2} / {:.2} / {:.2} / {:.2} (this process {:.2}), receiver {:.2} / {:.2} / {:.2} / {:.2} (this process {:.2})",
+            cores(&b, b.machine.busy),
+            cores(&b, b.machine.idle),
+            cores(&b, b.machine.iowait),
+            cores(&b, b.machine.steal),
+            cores(&b, b.cpu_seconds),
+            cores(&r, r.machine.busy),
+            cores(&r, r.machine.idle),
+            cores(&r, r.machine.iowait),
+            cores(&r, r.machine.steal),
+            cores(&r, r.cpu_seconds),
+        );
+        let per_thread = |f: &Figures| {
+            f.threads
+                .iter()
+                .filter(|(_, s)| **s > 0.0)
+                .map(|(name, s)| format!("{name} {:.1}", s * 1e6 / f.requests as f64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("  CPU per request by thread, us: bare: {}", per_thread(&b));
+        println!("  CPU per request by thread, us: receiver: {}", per_thread(&r));
         let rendered = metrics.render();
         let sample = |name: &str| {
             rendered

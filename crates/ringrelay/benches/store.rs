@@ -28,7 +28,7 @@ fn note(uuid: String, body: &str) -> NewNotification {
         event: "/restapi/v1.0/account/~/telephony/sessions".into(),
         timestamp: None,
         received_at: chrono::Utc::now(),
-        body: body.to_owned(),
+        body: body.into(),
         unknown_subscription: false,
     }
 }

@@ -530,7 +530,8 @@ fn note(uuid: &str) -> NewNotification {
         received_at: Utc::now(),
         body: format!(
             r#"{{"uuid":"{uuid}","event":"/restapi/v1.0/account/~/extension/~/message-store","body":{{}}}}"#
-        ),
+        )
+        .into(),
         unknown_subscription: false,
     }
 }

@@ -45,7 +45,7 @@ async fn append(store: &Arc<dyn Store>, v: &serde_json::Value) {
             event: v["event"].as_str().expect("event").to_owned(),
             timestamp: None,
             received_at: Utc::now(),
-            body: v.to_string(),
+            body: v.to_string().into(),
             unknown_subscription: false,
         })
         .await

@@ -53,8 +53,9 @@ pub struct NewNotification {
     pub timestamp: Option<DateTime<Utc>>,
     /// When ringrelay received it.
     pub received_at: DateTime<Utc>,
-    /// The raw body, exactly as received.
-    pub body: String,
+    /// The raw body, exactly as received. Shared, so the receiver keeps the last reference
+    /// and frees it on the thread that allocated it, not on the store's writer thread.
+    pub body: Arc<str>,
     /// Set when the subscription id is not one the account currently owns.
     pub unknown_subscription: bool,
 }

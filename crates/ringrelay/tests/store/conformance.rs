@@ -37,7 +37,7 @@ fn note(uuid: &str, received: DateTime<Utc>) -> NewNotification {
         event: "/restapi/v1.0/account/~/telephony/sessions".into(),
         timestamp: Some(received - chrono::TimeDelta::milliseconds(250)),
         received_at: received,
-        body: format!(r#"{{"uuid":"{uuid}"}}"#),
+        body: format!(r#"{{"uuid":"{uuid}"}}"#).into(),
         unknown_subscription: false,
     }
 }
@@ -91,7 +91,7 @@ pub async fn appends_are_stored_once_and_read_back_in_order(s: S) {
     assert_eq!(first.event, expected.event);
     assert_eq!(first.timestamp, expected.timestamp);
     assert_eq!(first.received_at, expected.received_at);
-    assert_eq!(first.body, expected.body);
+    assert_eq!(first.body, *expected.body);
 
     let rest = s.inbox_after(rows[0].seq, 1).await.unwrap();
     assert_eq!(rest.len(), 1);

@@ -19,7 +19,7 @@ fn note(uuid: &str, body: String) -> NewNotification {
         event: "/e".into(),
         timestamp: None,
         received_at: chrono::Utc::now(),
-        body,
+        body: body.into(),
         unknown_subscription: false,
     }
 }

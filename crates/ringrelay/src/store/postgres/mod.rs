@@ -151,7 +151,7 @@ async fn insert_batch(
     let accounts = col(|n| n.account.as_str().to_owned());
     let uuids = col(|n| n.uuid.clone());
     let events = col(|n| n.event.clone());
-    let bodies = col(|n| n.body.clone());
+    let bodies = col(|n| n.body.to_string());
     let subs: Vec<Option<String>> = notes.iter().map(|n| n.subscription_id.clone()).collect();
     let ts: Vec<Option<i64>> = notes.iter().map(|n| n.timestamp.map(us)).collect();
     let received: Vec<i64> = notes.iter().map(|n| us(n.received_at)).collect();

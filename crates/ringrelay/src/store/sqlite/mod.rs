@@ -14,6 +14,7 @@ mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,17 +140,25 @@ impl SqliteStore {
         // run inside whichever commit crosses the threshold).
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(sql_err)?;
+        // After a burst (a long read can hold checkpoints back), the first commit after the
+        // WAL restarts gives the space above this back; below it the file is rewritten in
+        // place.
+        conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)
+            .map_err(sql_err)?;
+        conn.busy_handler(Some(writer_busy)).map_err(sql_err)?;
         let checkpointer = open_conn(path, false)?;
         let (tx, rx) = mpsc::channel(options.ingest_queue.max(1));
         let alive = tx.downgrade();
+        let restart = Arc::new(AtomicBool::new(false));
+        let restart_wanted = Arc::clone(&restart);
         std::thread::Builder::new()
-            .name("ringrelay-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &alive))
+            .name("sqlite-ckpt".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &alive, &restart_wanted))
             .map_err(|e| StoreError::Other(format!("starting the sqlite checkpointer: {e}")))?;
         let (max_batch, preload) = (options.max_batch.max(1), options.preload_dedup);
         std::thread::Builder::new()
-            .name("ringrelay-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, preload))
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch, preload, &restart))
             .map_err(|e| StoreError::Other(format!("starting the sqlite writer: {e}")))?;
         Ok(Self {
             jobs: tx,
@@ -231,9 +240,37 @@ impl SqliteStore {
     }
 }
 
-/// Copies the WAL into the database every 200 ms without blocking the writer (PASSIVE), and
-/// truncates it when it has grown past 64 MiB and nobody is reading; stops with the store.
-fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
+/// The WAL is restarted once it holds this many frames (16 MiB at 4 KiB pages)...
+const WAL_RESTART_FRAMES: i64 = 4096;
+/// ...and its file is kept at most this big after a restart (`journal_size_limit`).
+const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
+
+/// The writer's wait for the file lock (held by another process's write or checkpoint): retries every 50 us for the first 10 ms, then every
+/// millisecond, up to about 5 s in all like the other connections' `busy_timeout`.
+/// SQLite's own handler sleeps 1, 2, 5, 10… ms, so a lock held for 1 ms would hold up every
+/// webhook in flight for several.
+fn writer_busy(tries: i32) -> bool {
+    let (fine, coarse) = (200, 4990);
+    if tries < fine {
+        std::thread::sleep(Duration::from_micros(50));
+        true
+    } else if tries < fine + coarse {
+        std::thread::sleep(Duration::from_millis(1));
+        true
+    } else {
+        false
+    }
+}
+
+/// Copies the WAL into the database every 200 ms without blocking the writer (PASSIVE).
+/// Once the WAL holds [`WAL_RESTART_FRAMES`] and all of it (as of the checkpoint's start)
+/// is copied, it asks the writer to copy the few frames written meanwhile (see
+/// [`writer_loop`]), after which the next commit writes the WAL from its start again: over
+/// blocks the file already has, so its fsync allocates nothing, where an ever-growing WAL
+/// makes every commit's fsync allocate blocks and journal the file's new size. (Under
+/// steady ingest this connection can never have the WAL to itself, so it cannot restart
+/// the WAL alone.) Stops with the store.
+fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>, restart: &AtomicBool) {
     while alive.upgrade().is_some() {
         std::thread::sleep(Duration::from_millis(200));
         let result: Result<(i64, i64, i64), rusqlite::Error> =
@@ -241,8 +278,8 @@ fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             });
         match result {
-            Ok((_, log, done)) if log > 16_384 && done == log => {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            Ok((_, log, done)) if log >= WAL_RESTART_FRAMES && done == log => {
+                restart.store(true, Ordering::Relaxed);
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "sqlite checkpoint skipped"),
@@ -252,7 +289,19 @@ fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>) {
 
 /// The writer thread: batches consecutive appends into one transaction, runs other writes
 /// one by one, and stops when every sender is gone.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, preload: bool) {
+///
+/// When the checkpointer asks, it runs a PASSIVE checkpoint between two jobs: it copies only
+/// what was committed since the checkpointer's (about a millisecond, once per 16 MiB of
+/// WAL) and, with no other writer, leaves the WAL fully copied, so the next transaction
+/// restarts it. PASSIVE never waits for readers: with a reader on an old snapshot the
+/// restart simply happens at a later request.
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    preload: bool,
+    restart: &AtomicBool,
+) {
     let mut w = Writer {
         conn,
         uuids: dedup::UuidIndex::new(),
@@ -279,6 +328,13 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, 
                 }
                 inbox::commit_batch(&mut w, batch);
             }
+        }
+        if restart.swap(false, Ordering::Relaxed)
+            && let Err(e) = w
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "sqlite WAL restart checkpoint skipped");
         }
         if next.is_none() {
             next = rx.blocking_recv();
