@@ -258,3 +258,41 @@ async fn the_sqlite_wal_is_rewritten_in_place_under_steady_ingest() {
         "the WAL reached {largest_wal} bytes"
     );
 }
+
+/// SQLite keeps each account's newest notification time to the second: written when it
+/// has moved on by a second since the writer last wrote it, not in every commit.
+#[tokio::test]
+async fn sqlite_keeps_an_accounts_last_notification_time_to_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store::open(
+        &StoreUrl::Sqlite(dir.path().join("last.db")),
+        &OpenOptions::default(),
+    )
+    .await
+    .unwrap();
+    let acme = AccountId::parse("acme").unwrap();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let mut expect = Vec::new();
+    for (i, (ms, written)) in [
+        (0, 0),
+        (400, 0),
+        (999, 0),
+        (1000, 1000),
+        (1500, 1000),
+        (3200, 3200),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut n = note(format!("t-{i}"));
+        n.received_at = at(ms);
+        s.append_inbox(n).await.unwrap();
+        let sum = s.inbox_account_summary(&acme, t0).await.unwrap();
+        expect.push((ms, sum.last_received_at == Some(at(written))));
+        assert_eq!(sum.since_count, i as u64 + 1);
+    }
+    assert!(expect.iter().all(|(_, ok)| *ok), "{expect:?}");
+}

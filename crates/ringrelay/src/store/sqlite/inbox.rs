@@ -11,6 +11,10 @@ use crate::store::{
     AppendOutcome, AppendReply, InboxRow, InboxStats, NewNotification, StoreError, answer_batch,
 };
 
+/// How far an account's newest notification moves on before `inbox_accounts` is written
+/// again: one second.
+const LAST_RECEIVED_STEP_US: i64 = 1_000_000;
+
 /// Inserts a batch in one transaction and answers every caller after the commit (or with
 /// the error when the transaction fails: then nothing of the batch was written).
 pub(super) fn commit_batch(w: &mut Writer, batch: Vec<(NewNotification, AppendReply)>) {
@@ -66,8 +70,9 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
             outcomes.push(AppendOutcome::Stored);
         }
     }
-    // Each account's newest notification, kept here so `status` and `/metrics` never scan
-    // the inbox for it.
+    // Each account's newest notification, kept so `status` and `/metrics` never scan the
+    // inbox for it, to the second: it is written when it moved on by a second or more since
+    // this writer last wrote it (not in every commit: one page less per commit).
     let mut newest: HashMap<&str, i64> = HashMap::new();
     for (n, o) in notes.iter().zip(&outcomes) {
         if *o == AppendOutcome::Stored {
@@ -76,7 +81,12 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
             *e = (*e).max(at);
         }
     }
-    for (account, at) in newest {
+    newest.retain(|account, at| {
+        w.last_received
+            .get(*account)
+            .is_none_or(|written| *at >= written + LAST_RECEIVED_STEP_US)
+    });
+    for (&account, &at) in &newest {
         tx.prepare_cached(
             "INSERT INTO inbox_accounts (account, last_received_at) VALUES (?1, ?2)
              ON CONFLICT (account) DO UPDATE
@@ -98,6 +108,9 @@ fn insert_all(w: &mut Writer, notes: &[NewNotification]) -> Result<Vec<AppendOut
     tx.commit().map_err(sql_err)?;
     for (uuid, seq) in stored {
         w.uuids.insert(uuid, seq);
+    }
+    for (account, at) in newest {
+        w.last_received.insert(account.to_owned(), at);
     }
     Ok(outcomes)
 }

@@ -25,10 +25,12 @@ use super::{AppendOutcome, NewNotification, OpenOptions, StoreError};
 
 type WriteFn = Box<dyn FnOnce(&mut Writer) + Send>;
 
-/// What the writer thread owns: the writing connection and the inbox's uuid dedup.
+/// What the writer thread owns: the writing connection, the inbox's uuid dedup, and the
+/// newest `inbox_accounts.last_received_at` it wrote for each account.
 pub(super) struct Writer {
     conn: Connection,
     uuids: dedup::UuidIndex,
+    last_received: std::collections::HashMap<String, i64>,
 }
 
 /// What the writer thread is asked to do.
@@ -305,6 +307,7 @@ fn writer_loop(
     let mut w = Writer {
         conn,
         uuids: dedup::UuidIndex::new(),
+        last_received: std::collections::HashMap::new(),
     };
     if preload && let Err(e) = w.uuids.catch_up(&w.conn) {
         // The first append tries again (and fails with the error if it persists).
