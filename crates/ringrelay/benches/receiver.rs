@@ -511,6 +511,14 @@ fn main() {
             sample(&format!("{prefix}_seconds_sum")) / sample(&format!("{prefix}_seconds_count"))
                 * 1000.0
         );
+        // The handler's own time (from its start to the commit's answer) against the round
+        // trip the generator sees: the rest is HTTP and scheduling on the shared cores.
+        let ack = "ringrelay_webhook_ack_seconds";
+        println!(
+            "  handler time (to the commit's answer): {:.2} ms on average, of a {:.2} ms average round trip",
+            sample(&format!("{ack}_sum")) / sample(&format!("{ack}_count")) * 1000.0,
+            r.latencies_us.iter().sum::<u64>() as f64 / r.latencies_us.len().max(1) as f64 / 1000.0
+        );
         let stats = store.inbox_stats().await.expect("stats");
         println!(
             "  notifications stored: {} of {acknowledged} acknowledged{}",
