@@ -20,6 +20,16 @@ fn note(uuid: String) -> NewNotification {
     }
 }
 
+/// A store on a new SQLite file `name` in `dir`, with the default options.
+async fn sqlite(dir: &tempfile::TempDir, name: &str) -> Arc<dyn store::Store> {
+    store::open(
+        &StoreUrl::Sqlite(dir.path().join(name)),
+        &OpenOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_open_without_migrate_needs_a_current_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,12 +221,7 @@ async fn reads_do_not_wait_behind_a_stalled_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_wal_is_rewritten_in_place_under_steady_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store::open(
-        &StoreUrl::Sqlite(dir.path().join("wal.db")),
-        &OpenOptions::default(),
-    )
-    .await
-    .unwrap();
+    let s = sqlite(&dir, "wal.db").await;
     // ~3.5 KB bodies: about one 4 KiB WAL frame each, over 110 MiB of frames in all, from
     // 64 appenders without a pause (a pause would let the WAL restart by itself).
     let body: Arc<str> = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3500)).into();
@@ -264,12 +269,7 @@ async fn the_sqlite_wal_is_rewritten_in_place_under_steady_ingest() {
 #[tokio::test]
 async fn sqlite_keeps_an_accounts_last_notification_time_to_the_second() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store::open(
-        &StoreUrl::Sqlite(dir.path().join("last.db")),
-        &OpenOptions::default(),
-    )
-    .await
-    .unwrap();
+    let s = sqlite(&dir, "last.db").await;
     let acme = AccountId::parse("acme").unwrap();
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
         .unwrap()
