@@ -247,8 +247,9 @@ const WAL_RESTART_FRAMES: i64 = 4096;
 /// ...and its file is kept at most this big after a restart (`journal_size_limit`).
 const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 
-/// The writer's wait for the file lock (held by another process's write or checkpoint): retries every 50 us for the first 10 ms, then every
-/// millisecond, up to about 5 s in all like the other connections' `busy_timeout`.
+/// The writer's wait for the file lock (held by another process's write or checkpoint):
+/// retries every 50 us for the first 10 ms, then every millisecond, up to about 5 s in all
+/// like the other connections' `busy_timeout`.
 /// SQLite's own handler sleeps 1, 2, 5, 10… ms, so a lock held for 1 ms would hold up every
 /// webhook in flight for several.
 fn writer_busy(tries: i32) -> bool {
@@ -269,7 +270,7 @@ fn writer_busy(tries: i32) -> bool {
 /// is copied, it asks the writer to copy the few frames written meanwhile (see
 /// [`writer_loop`]), after which the next commit writes the WAL from its start again: over
 /// blocks the file already has, so its fsync allocates nothing, where an ever-growing WAL
-/// makes every commit's fsync allocate blocks and journal the file's new size. (Under
+/// makes every commit's fsync allocate blocks and write the file's new size. (Under
 /// steady ingest this connection can never have the WAL to itself, so it cannot restart
 /// the WAL alone.) Stops with the store.
 fn checkpoint_loop(conn: &Connection, alive: &mpsc::WeakSender<Job>, restart: &AtomicBool) {
