@@ -136,17 +136,49 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<(NewNotification, Reply)>, ma
     }
 }
 
+/// The batch in one statement: the inbox rows (a uuid repeated inside the batch is stored
+/// once, its first occurrence, as `DO NOTHING` skips later rows with the same key), each
+/// account's newest notification (kept so `status` and `/metrics` never scan the inbox for
+/// it), the duplicates counter and the seq high-water mark. `$9` is the batch's size.
+const INSERT_BATCH: &str = "
+WITH ins AS (
+    INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
+        unknown_subscription)
+    SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
+        $6::BIGINT[], $7::TEXT[], $8::BOOLEAN[])
+    ON CONFLICT (uuid) DO NOTHING
+    RETURNING seq, uuid, account, received_at
+), newest AS (
+    INSERT INTO inbox_accounts (account, last_received_at)
+    SELECT account, MAX(received_at) FROM ins GROUP BY account
+    ON CONFLICT (account) DO UPDATE
+        SET last_received_at = GREATEST(inbox_accounts.last_received_at,
+            excluded.last_received_at)
+), counted AS (
+    INSERT INTO counters (name, value)
+    VALUES ('inbox_duplicates', $9::BIGINT - (SELECT COUNT(*) FROM ins)),
+        ('inbox_max_seq', GREATEST((SELECT COALESCE(MAX(seq), 0) FROM ins),
+            (SELECT COALESCE(MAX(seq), 0) FROM inbox)))
+    ON CONFLICT (name) DO UPDATE SET value = CASE WHEN counters.name = 'inbox_duplicates'
+        THEN counters.value + excluded.value
+        ELSE GREATEST(counters.value, excluded.value) END
+)
+SELECT uuid FROM ins";
+
+/// Commits one inbox batch: BEGIN, then the inbox lock and [`INSERT_BATCH`] pipelined (sent
+/// together, run in that order: the lock makes `seq` order commit order), then COMMIT, so a
+/// batch costs three round trips to the server (both statements are prepared once per
+/// connection).
 async fn insert_batch(
     pool: &Pool,
     notes: &[NewNotification],
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     let mut client = pool.get().await.map_err(|e| pool_err(&e))?;
-    let t = client.transaction().await.map_err(pg_err)?;
-    t.execute("SELECT pg_advisory_xact_lock($1)", &[&INBOX_LOCK])
+    let lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await
         .map_err(pg_err)?;
-    // One statement for the whole batch; a uuid repeated inside the batch is stored once
-    // (its first occurrence), as `DO NOTHING` skips later rows with the same key.
+    let insert = client.prepare_cached(INSERT_BATCH).await.map_err(pg_err)?;
     let col = |f: fn(&NewNotification) -> String| notes.iter().map(f).collect::<Vec<_>>();
     let accounts = col(|n| n.account.as_str().to_owned());
     let uuids = col(|n| n.uuid.clone());
@@ -156,18 +188,12 @@ async fn insert_batch(
     let ts: Vec<Option<i64>> = notes.iter().map(|n| n.timestamp.map(us)).collect();
     let received: Vec<i64> = notes.iter().map(|n| us(n.received_at)).collect();
     let unknown: Vec<bool> = notes.iter().map(|n| n.unknown_subscription).collect();
-    let rows = t
-        .query(
-            "INSERT INTO inbox (account, subscription_id, uuid, event, ts, received_at, body,
-                unknown_subscription)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
-                $6::BIGINT[], $7::TEXT[], $8::BOOLEAN[])
-             ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
-            &[
-                &accounts, &subs, &uuids, &events, &ts, &received, &bodies, &unknown,
-            ],
-        )
-        .await
+    let size = i64::try_from(notes.len()).unwrap_or(i64::MAX);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &accounts, &subs, &uuids, &events, &ts, &received, &bodies, &unknown, &size,
+    ];
+    let t = client.transaction().await.map_err(pg_err)?;
+    let (_, rows) = futures::try_join!(t.execute(&lock, &[&INBOX_LOCK]), t.query(&insert, &params))
         .map_err(pg_err)?;
     let mut fresh = rows
         .iter()
@@ -184,47 +210,6 @@ async fn insert_batch(
             }
         })
         .collect();
-    let duplicates = i64::try_from(
-        outcomes
-            .iter()
-            .filter(|o| **o == AppendOutcome::Duplicate)
-            .count(),
-    )
-    .unwrap_or(i64::MAX);
-    // Each account's newest notification, kept here so `status` and `/metrics` never scan
-    // the inbox for it.
-    let mut newest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (n, o) in notes.iter().zip(&outcomes) {
-        if *o == AppendOutcome::Stored {
-            let at = us(n.received_at);
-            let e = newest.entry(n.account.as_str()).or_insert(at);
-            *e = (*e).max(at);
-        }
-    }
-    if !newest.is_empty() {
-        let (names, times): (Vec<String>, Vec<i64>) =
-            newest.into_iter().map(|(a, t)| (a.to_owned(), t)).unzip();
-        t.execute(
-            "INSERT INTO inbox_accounts (account, last_received_at)
-             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[])
-             ON CONFLICT (account) DO UPDATE
-                SET last_received_at = GREATEST(inbox_accounts.last_received_at,
-                    excluded.last_received_at)",
-            &[&names, &times],
-        )
-        .await
-        .map_err(pg_err)?;
-    }
-    t.execute(
-        "INSERT INTO counters (name, value)
-         VALUES ('inbox_duplicates', $1), ('inbox_max_seq', (SELECT COALESCE(MAX(seq), 0) FROM inbox))
-         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN counters.name = 'inbox_duplicates'
-            THEN counters.value + excluded.value
-            ELSE GREATEST(counters.value, excluded.value) END",
-        &[&duplicates],
-    )
-    .await
-    .map_err(pg_err)?;
     t.commit().await.map_err(pg_err)?;
     Ok(outcomes)
 }
