@@ -67,19 +67,22 @@ fn body(i: u64) -> String {
 /// User and system CPU time of this process so far (Linux: `/proc/self/stat`, in clock
 /// ticks of 1/100 s); NaN elsewhere.
 fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| stat_cpu(&stat).map(|(_, seconds)| seconds))
+        .unwrap_or(f64::NAN)
+}
+
+/// The command name and the user + system CPU seconds in a `/proc/…/stat` line.
+fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some(rest) = stat.rsplit(')').next() else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
+    Some((
+        stat.get(open + 1..close)?,
+        (ticks(11)? + ticks(12)?) / 100.0,
+    ))
 }
 
 /// CPU seconds of each of this process's threads so far, by thread id, with the thread's
@@ -100,14 +103,8 @@ fn thread_cpu() -> HashMap<u64, (String, f64)> {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
-            out.insert(tid, (name, (u + s) / 100.0));
+        if let Some((name, seconds)) = stat_cpu(&stat) {
+            out.insert(tid, (name.to_owned(), seconds));
         }
     }
     out

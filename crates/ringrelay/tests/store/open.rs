@@ -54,22 +54,15 @@ async fn two_stores_on_one_sqlite_file_store_each_uuid_once() {
     let url = StoreUrl::Sqlite(dir.path().join("two.db"));
     let a = store::open(&url, &OpenOptions::default()).await.unwrap();
     let b = store::open(&url, &OpenOptions::default()).await.unwrap();
-    assert_eq!(
-        a.append_inbox(note("one".into())).await.unwrap(),
-        AppendOutcome::Stored
-    );
-    assert_eq!(
-        b.append_inbox(note("two".into())).await.unwrap(),
-        AppendOutcome::Stored
-    );
-    assert_eq!(
-        b.append_inbox(note("one".into())).await.unwrap(),
-        AppendOutcome::Duplicate
-    );
-    assert_eq!(
-        a.append_inbox(note("two".into())).await.unwrap(),
-        AppendOutcome::Duplicate
-    );
+    for (store, uuid, expected) in [
+        (&a, "one", AppendOutcome::Stored),
+        (&b, "two", AppendOutcome::Stored),
+        (&b, "one", AppendOutcome::Duplicate),
+        (&a, "two", AppendOutcome::Duplicate),
+    ] {
+        let got = store.append_inbox(note(uuid.into())).await.unwrap();
+        assert_eq!(got, expected, "{uuid}");
+    }
     // Rows another store pruned no longer count as seen (the newest row always stays, so
     // seq numbers never go back).
     let later = chrono::Utc::now() + chrono::TimeDelta::days(60);
